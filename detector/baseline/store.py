@@ -1,0 +1,323 @@
+"""Versioned baseline store: ``<root>/<model>/<version>/`` as JSON + ``.npz`` with a SHA-256 manifest.
+
+* Never pickle: arrays are loaded with ``allow_pickle=False``; metadata is JSON.
+* Every load checks the manifest: a changed, missing or extra file is refused, naming it.
+* ``ACTIVE`` names the live version and is replaced atomically (temp file + ``os.replace``)
+  under a per-model lock, so concurrent promote/rollback never leave it broken.
+* Model ids are sanitised into folder names: no id can write outside the store.
+* Symbolic links inside the store are refused.
+* ``audit.jsonl`` is append-only; each entry carries the SHA-256 of the previous line, so an
+  edited or deleted entry breaks the chain (``verify_audit``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import tempfile
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from detector.baseline.model import Baseline
+from detector.errors import JanusError
+from detector.features import Featurizer
+
+META_FILE = "baseline.json"
+ARRAYS_FILE = "arrays.npz"
+MANIFEST_FILE = "MANIFEST.sha256"
+ACTIVE_FILE = "ACTIVE"
+AUDIT_FILE = "audit.jsonl"
+FORMAT = 1
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def model_dirname(model_id: str) -> str:
+    """A folder name for a model id that cannot escape the store (``../x`` → ``.._x-<hash>``)."""
+    safe = _SAFE.sub("_", model_id)[:80].lstrip(".")
+    if safe != model_id or not safe:
+        safe = f"{safe or 'model'}-{hashlib.sha256(model_id.encode()).hexdigest()[:12]}"
+    return safe
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so readers see the old or the new content, never a mix."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class BaselineStore:
+    """>>> store = BaselineStore(tempfile.mkdtemp())  # doctest: +SKIP"""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    # ---- paths and safety --------------------------------------------------------------------
+    def _model_dir(self, model_id: str) -> Path:
+        return self.root / model_dirname(model_id)
+
+    def _check_no_links(self, *paths: Path) -> None:
+        for path in paths:
+            if path.is_symlink():
+                raise JanusError(f"{path}: symbolic links are not allowed in the baseline store")
+
+    @contextmanager
+    def _lock(self, model_id: str):
+        model_dir = self._model_dir(model_id)
+        model_dir.mkdir(parents=True, exist_ok=True)
+        with open(model_dir / ".lock", "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield model_dir
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    # ---- write ---------------------------------------------------------------------------------
+    def save(self, baseline: Baseline, *, actor: str, reason: str, activate: bool = False) -> str:
+        """Store a new version of ``baseline`` (its version is set), optionally make it ACTIVE."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._check_no_links(self.root)
+        with self._lock(baseline.model_id) as model_dir:
+            self._check_no_links(model_dir)
+            numbers = [int(p.name) for p in model_dir.iterdir() if p.name.isdigit()]
+            version = str(max(numbers, default=0) + 1)
+            final = model_dir / version
+            tmp = Path(tempfile.mkdtemp(dir=model_dir, prefix=f".{version}."))
+            baseline.version = version
+            baseline.actor, baseline.reason = actor, reason
+            self._write_files(baseline, tmp)
+            os.rename(tmp, final)
+            _fsync_dir(model_dir)
+            self._audit("build", baseline.model_id, version, actor, reason,
+                        records=baseline.n_records, traffic=baseline.traffic, source=baseline.source,
+                        model_versions=baseline.model_versions)
+            if activate:
+                self._set_active(model_dir, baseline.model_id, version, actor, reason, "promote")
+        return version
+
+    def _write_files(self, baseline: Baseline, folder: Path) -> None:
+        fz_meta, fz_arrays = baseline.featurizer.state()
+        arrays = {f"counts.{j}": c.astype(np.int64) for j, c in enumerate(baseline.counts)}
+        arrays.update(fz_arrays)
+        if baseline.reservoir_codes is not None:
+            arrays["reservoir_codes"] = baseline.reservoir_codes
+        meta = {
+            "format": FORMAT,
+            "model_id": baseline.model_id,
+            "version": baseline.version,
+            "n_records": baseline.n_records,
+            "time_range": list(baseline.time_range),
+            "model_versions": baseline.model_versions,
+            "built_at": baseline.built_at,
+            "traffic": baseline.traffic,
+            "source": baseline.source,
+            "reason": baseline.reason,
+            "actor": baseline.actor,
+            "n_features": len(baseline.counts),
+            "featurizer": fz_meta,
+            "reservoir": baseline.reservoir,
+        }
+        (folder / META_FILE).write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+        with (folder / ARRAYS_FILE).open("wb") as fh:
+            np.savez_compressed(fh, **arrays)
+        lines = [f"{_sha256(folder / name)}  {name}\n" for name in (META_FILE, ARRAYS_FILE)]
+        (folder / MANIFEST_FILE).write_text("".join(lines))
+        for name in (META_FILE, ARRAYS_FILE, MANIFEST_FILE):
+            with (folder / name).open("rb") as fh:
+                os.fsync(fh.fileno())
+
+    # ---- read ----------------------------------------------------------------------------------
+    def versions(self, model_id: str) -> list[str]:
+        model_dir = self._model_dir(model_id)
+        if not model_dir.is_dir():
+            return []
+        return sorted((p.name for p in model_dir.iterdir() if p.name.isdigit()), key=int)
+
+    def models(self) -> list[str]:
+        """Model ids with at least one stored version (read from their metadata)."""
+        if not self.root.is_dir():
+            return []
+        out = []
+        for model_dir in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            numbers = sorted((p for p in model_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+            if numbers:
+                meta = orjson.loads((numbers[-1] / META_FILE).read_bytes())
+                out.append(meta["model_id"])
+        return out
+
+    def active_version(self, model_id: str) -> str | None:
+        path = self._model_dir(model_id) / ACTIVE_FILE
+        self._check_no_links(path)
+        try:
+            return path.read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def resolve(self, ref: str) -> tuple[str, str]:
+        """``MODEL@VERSION`` or ``MODEL`` (its ACTIVE version) → (model_id, version)."""
+        model_id, _, version = ref.rpartition("@") if "@" in ref else (ref, "", "")
+        version = version or self.active_version(model_id)
+        if version is None:
+            raise JanusError(f"{ref}: no active baseline for model {model_id!r} in {self.root}")
+        return model_id, version
+
+    def verify(self, model_id: str, version: str) -> Path:
+        """Check the manifest of a stored version; return its folder or raise naming the problem."""
+        if not version.isdigit():
+            raise JanusError(f"{model_id}@{version}: versions are whole numbers")
+        folder = self._model_dir(model_id) / version
+        self._check_no_links(self.root, self._model_dir(model_id), folder)
+        if not folder.is_dir():
+            raise JanusError(f"{model_id}@{version}: no such baseline in {self.root}")
+        manifest = folder / MANIFEST_FILE
+        if not manifest.is_file():
+            raise JanusError(f"{manifest}: manifest missing; the baseline cannot be trusted")
+        expected = {}
+        for line in manifest.read_text().splitlines():
+            digest, _, name = line.partition("  ")
+            expected[name] = digest
+        present = {p.name for p in folder.iterdir()}
+        for name in sorted(present - set(expected) - {MANIFEST_FILE}):
+            raise JanusError(f"{folder / name}: file not in the manifest; refusing a tampered baseline")
+        for name, digest in expected.items():
+            path = folder / name
+            self._check_no_links(path)
+            if not path.is_file():
+                raise JanusError(f"{path}: listed in the manifest but missing")
+            if _sha256(path) != digest:
+                raise JanusError(f"{path}: SHA-256 does not match the manifest; refusing a tampered baseline")
+        return folder
+
+    def load(self, model_id: str, version: str | None = None) -> Baseline:
+        if version is None:
+            model_id, version = self.resolve(model_id)
+        folder = self.verify(model_id, version)
+        meta = orjson.loads((folder / META_FILE).read_bytes())
+        if meta.get("format") != FORMAT:
+            raise JanusError(f"{folder / META_FILE}: unsupported baseline format {meta.get('format')!r}")
+        try:
+            with np.load(folder / ARRAYS_FILE, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except (ValueError, OSError, EOFError) as exc:
+            raise JanusError(f"{folder / ARRAYS_FILE}: unreadable arrays: {exc}") from None
+        return Baseline(
+            model_id=meta["model_id"],
+            featurizer=Featurizer.from_state(meta["featurizer"], arrays),
+            counts=[arrays[f"counts.{j}"] for j in range(meta["n_features"])],
+            n_records=meta["n_records"],
+            time_range=tuple(meta["time_range"]),
+            model_versions=meta["model_versions"],
+            built_at=meta["built_at"],
+            traffic=meta["traffic"],
+            source=meta["source"],
+            reason=meta["reason"],
+            actor=meta["actor"],
+            version=meta["version"],
+            reservoir=meta["reservoir"],
+            reservoir_codes=arrays.get("reservoir_codes"),
+        )
+
+    def load_active(self, model_id: str) -> Baseline | None:
+        version = self.active_version(model_id)
+        return None if version is None else self.load(model_id, version)
+
+    # ---- promote / rollback ---------------------------------------------------------------------
+    def _set_active(self, model_dir: Path, model_id: str, version: str, actor: str, reason: str,
+                    action: str) -> str | None:
+        self.verify(model_id, version)
+        previous = self.active_version(model_id)
+        atomic_write(model_dir / ACTIVE_FILE, f"{version}\n".encode())
+        self._audit(action, model_id, version, actor, reason, previous=previous)
+        return previous
+
+    def promote(self, model_id: str, version: str, *, actor: str, reason: str) -> str | None:
+        """Make ``version`` ACTIVE; returns the version it replaced."""
+        with self._lock(model_id) as model_dir:
+            return self._set_active(model_dir, model_id, version, actor, reason, "promote")
+
+    def rollback(self, model_id: str, *, actor: str, reason: str, to: str | None = None) -> str:
+        """Return ACTIVE to the version active before the current one (or to ``to``)."""
+        with self._lock(model_id) as model_dir:
+            current = self.active_version(model_id)
+            if to is None:
+                history = [e["version"] for e in self.audit(model_id) if e["action"] in ("promote", "rollback")]
+                # Walk back past the current version's activation to the one before it.
+                while history and history[-1] == current:
+                    history.pop()
+                if not history:
+                    raise JanusError(f"{model_id}: no earlier active version to roll back to")
+                to = history[-1]
+            self._set_active(model_dir, model_id, to, actor, reason, "rollback")
+            return to
+
+    # ---- audit log -------------------------------------------------------------------------------
+    def _audit(self, action: str, model_id: str, version: str, actor: str, reason: str, **details) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / AUDIT_FILE
+        self._check_no_links(path)
+        with open(path, "ab+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                fh.seek(0)
+                lines = fh.read().splitlines()
+                prev = hashlib.sha256(lines[-1]).hexdigest() if lines else ""
+                entry = {"time": _now(), "actor": actor, "action": action, "model_id": model_id,
+                         "version": version, "reason": reason, **details, "prev_sha256": prev}
+                fh.write(orjson.dumps(entry) + b"\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def audit(self, model_id: str | None = None) -> list[dict]:
+        path = self.root / AUDIT_FILE
+        if not path.exists():
+            return []
+        entries = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+        return [e for e in entries if model_id is None or e["model_id"] == model_id]
+
+    def verify_audit(self) -> int:
+        """Check the hash chain of the audit log; returns the number of entries."""
+        path = self.root / AUDIT_FILE
+        lines = path.read_bytes().splitlines() if path.exists() else []
+        prev = ""
+        for number, line in enumerate(lines, 1):
+            entry = orjson.loads(line)
+            if entry.get("prev_sha256") != prev:
+                raise JanusError(f"{path}:{number}: audit chain broken (an earlier entry was edited or removed)")
+            prev = hashlib.sha256(line).hexdigest()
+        return len(lines)

@@ -1,0 +1,35 @@
+"""Helpers shared by the command modules: configuration, store, actor, printing."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+
+import orjson
+
+from detector.baseline.store import BaselineStore
+from detector.config import JanusConfig, load_config
+
+
+def config_of(args) -> JanusConfig:
+    return load_config(getattr(args, "config", None))
+
+
+def add_store_argument(parser) -> None:
+    parser.add_argument("--store", help="baseline store folder (default: the config's `store`, 'baselines')")
+
+
+def store_of(args, config: JanusConfig) -> BaselineStore:
+    return BaselineStore(args.store or config.store)
+
+
+def default_actor() -> str:
+    try:
+        return os.environ.get("JANUS_ACTOR") or getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def print_json(obj) -> None:
+    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n")

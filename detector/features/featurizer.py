@@ -1,0 +1,344 @@
+"""Decisions → one small categorical code per feature, plus the condition cell of each record.
+
+Every feature ends as a code in ``0..K-1`` so that one family of tests serves all of them:
+
+* categorical fields (action, refused, each configured attribute): the value itself; values not in
+  the baseline's vocabulary share one ``(unseen)`` code, absent values the ``(missing)`` code;
+* tool use: one presence feature per frequent tool name, plus one for any other tool;
+* numeric fields (latency, confidence, output and reasoning length, tool-call count, input
+  length): the bin between the baseline's quantiles (``ordered`` features);
+* free text (output, reasoning, input): the nearest codebook centroid (:mod:`.text`);
+* oversight-awareness phrases in the output and reasoning: none / one / two or more.
+
+The *condition cell* of a record is (segment, input cluster): behaviour is judged against the
+baseline of records with the same kind of input.
+
+>>> from detector.records import Decision
+>>> evaluation = [Decision(f"e{i}", 0.0, "m", "evaluation", action=["close", "escalate"][i % 2],
+...                        latency_ms=float(i)) for i in range(100)]
+>>> fz = Featurizer().fit(evaluation)
+>>> m = fz.transform(evaluation[:3])
+>>> [fz.specs[j].name for j in range(3)]
+['refused', 'action', 'tool:(other)']
+>>> m.codes.shape[0], fz.label("action", int(m.codes[0, 1]))
+(3, 'close')
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from detector.config import FeaturesConfig
+from detector.features.text import PhraseCounter, TextCoder
+from detector.records import Decision
+
+BEHAVIOUR = "behaviour"
+INPUT = "input"
+MISSING_LABEL = "(missing)"
+UNSEEN_LABEL = "(unseen)"
+OTHER_SEGMENT = "(other)"
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    name: str
+    kind: str  # BEHAVIOUR | INPUT
+    labels: tuple[str, ...]
+    ordered: bool = False  # codes 1.. are ordered bins (code 0 = missing)
+    title: str = ""  # human wording for alert sentences, e.g. "refusal"
+
+    @property
+    def n_codes(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class FeatureMatrix:
+    codes: np.ndarray  # (n, F) int16
+    cells: np.ndarray  # (n,) int32: segment index * input codes + input cluster
+    segments: np.ndarray  # (n,) int16 index into Featurizer.segments
+
+
+def _vocabulary(values: Sequence[str | None], size: int) -> list[str]:
+    counts = Counter(v for v in values if v is not None)
+    # Ties broken by value so the same evaluation data always gives the same codes.
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [v for v, _ in ranked[:size]]
+
+
+def _index(vocabulary: Sequence[str], first_code: int) -> dict[str, int]:
+    return {v: i + first_code for i, v in enumerate(vocabulary)}
+
+
+def _category_codes(values: Sequence[str | None], index: dict[str, int]) -> np.ndarray:
+    # 0 = missing, 1 = unseen, 2.. = vocabulary
+    return np.fromiter((0 if v is None else index.get(v, 1) for v in values), dtype=np.int16, count=len(values))
+
+
+def _bin_labels(edges: Sequence[float]) -> tuple[str, ...]:
+    if not edges:
+        return (MISSING_LABEL, "all")
+    labels = [MISSING_LABEL, f"< {edges[0]:g}"]
+    labels += [f"[{a:g}, {b:g})" for a, b in zip(edges[:-1], edges[1:])]
+    labels.append(f">= {edges[-1]:g}")
+    return tuple(labels)
+
+
+def _bin_codes(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    codes = np.searchsorted(edges, values, side="right").astype(np.int16) + 1
+    codes[np.isnan(values)] = 0
+    return codes
+
+
+def _floats(values) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def _lengths(texts: Sequence[str | None]) -> np.ndarray:
+    return np.array([np.nan if t is None else len(t) for t in texts], dtype=np.float64)
+
+
+def _attribute_text(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class Featurizer:
+    """Fitted on one model's evaluation decisions; deterministic for a given fit."""
+
+    NUMERIC = ("latency_ms", "confidence", "output_length", "reasoning_length", "tool_call_count")
+    TITLES = {
+        "refused": "refusal",
+        "action": "action",
+        "latency_ms": "latency (ms)",
+        "confidence": "confidence",
+        "output_length": "output length",
+        "reasoning_length": "reasoning length",
+        "tool_call_count": "tool calls per decision",
+        "output_cluster": "kind of output",
+        "reasoning_cluster": "kind of reasoning",
+        "oversight_phrases": "oversight-awareness phrases",
+        "input_cluster": "input mix",
+        "input_length": "input length",
+    }
+
+    def __init__(self, config: FeaturesConfig = FeaturesConfig()):
+        self.config = config
+        self.specs: list[FeatureSpec] = []
+        self.segments: list[str] = []
+        self.actions: list[str] = []
+        self.tools: list[str] = []
+        self.attributes: dict[str, list[str]] = {}
+        self.edges: dict[str, list[float]] = {}
+        self.coders: dict[str, TextCoder] = {}
+        self._cluster_labels: dict[str, list[str]] = {}
+        self._phrases = PhraseCounter(config.oversight_phrases, config.text_prefix_chars)
+        self._build_indexes()
+
+    # ---- fitting -------------------------------------------------------------------------------
+    def _coder(self, clusters: int) -> TextCoder:
+        c = self.config
+        return TextCoder(clusters, c.embedding_dim, c.hashing_features, c.text_prefix_chars, c.text_cache_size)
+
+    def fit(self, decisions: Sequence[Decision]) -> Featurizer:
+        c = self.config
+        cols = _Columns(decisions)
+        self.segments = _vocabulary(cols.segment, c.max_segments)
+        self.actions = _vocabulary(cols.action, c.max_codes - 2)
+        self.tools = _vocabulary([name for names in cols.tool_names for name in set(names)], c.max_tools)
+        self.attributes = {
+            key: _vocabulary([_attribute_text(a.get(key)) for a in cols.attributes], c.max_codes - 2)
+            for key in c.attributes
+        }
+        numeric = cols.numeric()
+        quantiles = np.linspace(0, 1, c.numeric_bins + 1)[1:-1]
+        self.edges = {}
+        for name, values in numeric.items():
+            present = values[~np.isnan(values)]
+            self.edges[name] = np.unique(np.quantile(present, quantiles)).tolist() if len(present) else []
+        self.coders = {
+            "output_cluster": self._coder(c.output_clusters).fit(cols.output_text),
+            "reasoning_cluster": self._coder(c.reasoning_clusters).fit(cols.reasoning),
+            "input_cluster": self._coder(c.input_clusters).fit(cols.input_text),
+        }
+        self._build_indexes()
+        self._cluster_labels = {
+            name: self._label_clusters(coder, getattr(cols, _TEXT_SOURCE[name]))
+            for name, coder in self.coders.items()
+        }
+        self.specs = self._make_specs()
+        return self
+
+    @staticmethod
+    def _label_clusters(coder: TextCoder, texts: Sequence[str | None]) -> list[str]:
+        """Name each cluster by its most frequent text, so alerts can say which inputs changed."""
+        labels = [MISSING_LABEL] + [f"cluster {k}" for k in range(1, coder.n_codes)]
+        best: dict[int, tuple[int, str]] = {}
+        counts = Counter(t[:200] for t in texts if t)
+        if counts:
+            ranked = counts.most_common(5000)
+            codes = coder.codes([t for t, _ in ranked])
+            for (text, n), code in zip(ranked, codes):
+                if int(code) not in best:
+                    best[int(code)] = (n, text)
+        for code, (_, text) in best.items():
+            short = " ".join(text.split())
+            labels[code] = f"#{code} “{short[:48]}{'…' if len(short) > 48 else ''}”"
+        return labels
+
+    def _make_specs(self) -> list[FeatureSpec]:
+        cats = (MISSING_LABEL, UNSEEN_LABEL)
+        specs = [
+            FeatureSpec("refused", BEHAVIOUR, (MISSING_LABEL, "false", "true"), title="refusal"),
+            FeatureSpec("action", BEHAVIOUR, cats + tuple(self.actions), title="action"),
+            FeatureSpec("tool:(other)", BEHAVIOUR, ("absent", "present"), title="use of other tools"),
+        ]
+        specs += [FeatureSpec(f"tool:{t}", BEHAVIOUR, ("absent", "present"), title=f"use of tool {t}")
+                  for t in self.tools]
+        specs += [FeatureSpec(f"attr:{k}", BEHAVIOUR, cats + tuple(v), title=f"attribute {k}")
+                  for k, v in self.attributes.items()]
+        specs += [FeatureSpec(n, BEHAVIOUR, _bin_labels(self.edges[n]), True, self.TITLES[n]) for n in self.NUMERIC]
+        for name in ("output_cluster", "reasoning_cluster"):
+            specs.append(FeatureSpec(name, BEHAVIOUR, tuple(self._cluster_labels[name]), title=self.TITLES[name]))
+        specs.append(FeatureSpec("oversight_phrases", BEHAVIOUR, ("none", "one", "two or more"), True,
+                                 self.TITLES["oversight_phrases"]))
+        specs.append(FeatureSpec("input_cluster", INPUT, tuple(self._cluster_labels["input_cluster"]),
+                                 title=self.TITLES["input_cluster"]))
+        specs.append(FeatureSpec("input_length", INPUT, _bin_labels(self.edges["input_length"]), True,
+                                 self.TITLES["input_length"]))
+        return specs
+
+    def _build_indexes(self) -> None:
+        self._segment_index = _index(self.segments, 0)
+        self._action_index = _index(self.actions, 2)
+        self._tool_index = _index(self.tools, 0)
+        self._attribute_index = {k: _index(v, 2) for k, v in self.attributes.items()}
+        self._edges = {k: np.asarray(v, dtype=np.float64) for k, v in self.edges.items()}
+
+    # ---- shape of the output ---------------------------------------------------------------
+    @property
+    def n_input_codes(self) -> int:
+        return self.coders["input_cluster"].n_codes
+
+    @property
+    def n_cells(self) -> int:
+        return (len(self.segments) + 1) * self.n_input_codes
+
+    def segment_name(self, index: int) -> str:
+        return self.segments[index] if index < len(self.segments) else OTHER_SEGMENT
+
+    def feature_index(self, name: str) -> int:
+        for j, spec in enumerate(self.specs):
+            if spec.name == name:
+                return j
+        raise KeyError(name)
+
+    def label(self, feature: str, code: int) -> str:
+        return self.specs[self.feature_index(feature)].labels[code]
+
+    # ---- transform -----------------------------------------------------------------------------
+    def transform(self, decisions: Sequence[Decision]) -> FeatureMatrix:
+        n = len(decisions)
+        cols = _Columns(decisions)
+        columns: list[np.ndarray] = [
+            np.fromiter((0 if r is None else 2 if r else 1 for r in cols.refused), dtype=np.int16, count=n),
+            _category_codes(cols.action, self._action_index),
+        ]
+        n_tools = len(self.tools)
+        presence = np.zeros((n, n_tools + 1), dtype=np.int16)  # last column: any other tool
+        tool_index = self._tool_index
+        for i, names in enumerate(cols.tool_names):
+            for name in names:
+                presence[i, tool_index.get(name, n_tools)] = 1
+        columns.append(presence[:, n_tools])
+        columns.extend(presence[:, j] for j in range(n_tools))
+        for key, index in self._attribute_index.items():
+            columns.append(_category_codes([_attribute_text(a.get(key)) for a in cols.attributes], index))
+        numeric = cols.numeric()
+        columns.extend(_bin_codes(numeric[name], self._edges[name]) for name in self.NUMERIC)
+        columns.append(self.coders["output_cluster"].codes(cols.output_text))
+        columns.append(self.coders["reasoning_cluster"].codes(cols.reasoning))
+        phrases = self._phrases.counts(cols.output_text, cols.reasoning)
+        columns.append(np.minimum(phrases, 2).astype(np.int16))
+        input_codes = self.coders["input_cluster"].codes(cols.input_text)
+        columns.append(input_codes)
+        columns.append(_bin_codes(numeric["input_length"], self._edges["input_length"]))
+        codes = np.column_stack(columns).astype(np.int16) if n else np.zeros((0, len(self.specs)), np.int16)
+        other = len(self.segments)
+        segments = np.fromiter((self._segment_index.get(s, other) for s in cols.segment), dtype=np.int16, count=n)
+        cells = segments.astype(np.int32) * self.n_input_codes + input_codes
+        return FeatureMatrix(codes, cells, segments)
+
+    # ---- persistence (JSON + arrays, never pickle) -----------------------------------------------
+    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        arrays: dict[str, np.ndarray] = {}
+        coders = {}
+        for name, coder in self.coders.items():
+            meta, arr = coder.state(f"text.{name}")
+            coders[name] = meta
+            arrays.update(arr)
+        meta = {
+            "config": asdict(self.config),
+            "segments": self.segments,
+            "actions": self.actions,
+            "tools": self.tools,
+            "attributes": self.attributes,
+            "edges": self.edges,
+            "coders": coders,
+            "cluster_labels": self._cluster_labels,
+            "specs": [asdict(s) for s in self.specs],
+        }
+        return meta, arrays
+
+    @classmethod
+    def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> Featurizer:
+        fz = cls(FeaturesConfig(**meta["config"]))
+        fz.segments = list(meta["segments"])
+        fz.actions = list(meta["actions"])
+        fz.tools = list(meta["tools"])
+        fz.attributes = {k: list(v) for k, v in meta["attributes"].items()}
+        fz.edges = {k: list(v) for k, v in meta["edges"].items()}
+        fz.coders = {
+            name: TextCoder.from_state(m, arrays, f"text.{name}", fz.config.text_cache_size)
+            for name, m in meta["coders"].items()
+        }
+        fz._cluster_labels = meta["cluster_labels"]
+        fz.specs = [FeatureSpec(**{**s, "labels": tuple(s["labels"])}) for s in meta["specs"]]
+        fz._build_indexes()
+        return fz
+
+
+_TEXT_SOURCE = {"output_cluster": "output_text", "reasoning_cluster": "reasoning", "input_cluster": "input_text"}
+
+
+class _Columns:
+    """Column views of a batch of decisions, each extracted once."""
+
+    def __init__(self, decisions: Sequence[Decision]):
+        self.segment = [d.segment for d in decisions]
+        self.refused = [d.refused for d in decisions]
+        self.action = [d.action for d in decisions]
+        self.tool_names = [[t.name for t in d.tool_calls] for d in decisions]
+        self.attributes = [d.attributes for d in decisions]
+        self.output_text = [d.output_text for d in decisions]
+        self.reasoning = [d.reasoning for d in decisions]
+        self.input_text = [d.input_text for d in decisions]
+        self._decisions = decisions
+
+    def numeric(self) -> dict[str, np.ndarray]:
+        ds = self._decisions
+        return {
+            "latency_ms": _floats([d.latency_ms for d in ds]),
+            "confidence": _floats([d.confidence for d in ds]),
+            "output_length": _lengths(self.output_text),
+            "reasoning_length": _lengths(self.reasoning),
+            "tool_call_count": np.array([len(names) for names in self.tool_names], dtype=np.float64),
+            "input_length": _lengths(self.input_text),
+        }

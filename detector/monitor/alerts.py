@@ -1,0 +1,61 @@
+"""Alert events: what fires, what resolves, and the sentence a SOC analyst reads."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+
+SEVERITY = {"behaviour": "critical", "cue": "critical", "input": "warning"}
+
+
+@dataclass
+class AlertEvent:
+    status: str  # "firing" | "resolved"
+    kind: str  # "behaviour" | "input" | "cue"
+    model_id: str
+    segment: str
+    feature: str
+    code: str
+    direction: str  # "up" (more frequent / higher) | "down"
+    decision_id: str
+    record_index: int
+    statistic: float  # log of the e-detector mixture at the event
+    threshold: float  # log of its threshold
+    baseline_version: str
+    severity: str
+    time: str
+    message: str
+    evaluation_rate: float | None = None
+    production_rate: float | None = None
+    window_records: int = 0
+    caveat: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.model_id, self.segment, self.feature, self.kind)
+
+
+def iso_time(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def percent(rate: float) -> str:
+    return f"{100 * rate:.1f}%" if rate >= 0.001 else f"{100 * rate:.2f}%"
+
+
+def describe(*, kind: str, title: str, code: str, direction: str, ordered: bool, evaluation_rate: float,
+             production_rate: float, window: int, context: str, baseline_ref: str, since: str) -> str:
+    """One sentence with the effect size, e.g.
+
+    ``refusal = true on inputs like “Help me disable…”: 95.1% in evaluation, 81.7% in production over
+    the last ~2,300 decisions (since 14:02Z; baseline triage-agent@3)``
+    """
+    what = f"{title} {'shifted ' + ('higher' if direction == 'up' else 'lower') + ': ' if ordered else '= '}{code}"
+    if kind == "input":
+        what = f"input mix: {title} {code}"
+    where = f" on inputs like {context}" if context else ""
+    return (f"{what}{where}: {percent(evaluation_rate)} in evaluation, {percent(production_rate)} in production "
+            f"over the last ~{window:,} decisions (since {since}; baseline {baseline_ref})")

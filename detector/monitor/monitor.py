@@ -1,0 +1,422 @@
+"""Monitor: one model's production decisions against its active baseline, feature by feature.
+
+>>> from detector.records import Decision
+>>> from detector.baseline.build import build_baseline
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> def batch(p, n, traffic):
+...     return [Decision(f"{traffic}{i}", float(i), "m", traffic, refused=bool(r))
+...             for i, r in enumerate(rng.random(n) < p)]
+>>> monitor = Monitor(build_baseline(batch(0.05, 20000, "evaluation")), arl=10000)
+>>> monitor.update(batch(0.05, 3000, "production"))
+[]
+>>> alerts = monitor.update(batch(0.20, 3000, "production"))
+>>> alerts[0].feature, alerts[0].code, alerts[0].direction
+('refused', 'true', 'up')
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from detector.baseline.model import Baseline
+from detector.config import DetectionConfig
+from detector.features import BEHAVIOUR, FeatureMatrix
+from detector.monitor.alerts import SEVERITY, AlertEvent, describe, iso_time
+from detector.monitor.detectors import Component, feature_components, llr_table, mixture, sr_path
+from detector.monitor.nulls import code_bounds
+from detector.records import Decision
+
+MAX_TRACKED_VERSIONS = 20
+
+
+@dataclass(frozen=True)
+class Statistic:
+    segment: str
+    feature: str
+    kind: str
+    value: float  # normalised: 1.0 = alert threshold
+
+
+@dataclass(frozen=True)
+class Share:
+    feature: str
+    code: str
+    traffic: str
+    value: float
+
+
+class Monitor:
+    """Sequential drift detection for one model (see :mod:`detector.monitor.detectors` for why).
+
+    Configured in ``__init__`` (baseline, ARL, detection settings); fed micro-batches of decisions
+    with :meth:`update` or per-cell count vectors with :meth:`update_counts`; its state round-trips
+    through :meth:`state` / :meth:`restore`.
+    """
+
+    def __init__(self, baseline: Baseline, *, arl: float | None = None, config: DetectionConfig = DetectionConfig()):
+        self.baseline = baseline
+        self.config = config
+        self.arl = float(arl if arl is not None else config.arl_for(baseline.model_id))
+        fz = baseline.featurizer
+        self.featurizer = fz
+        self.n_segments = len(fz.segments) + 1
+        cell_segment = np.arange(fz.n_cells) // fz.n_input_codes
+        self._cell_segment = cell_segment
+        self.features: list[int] = []  # featurizer columns with a non-empty detector family
+        self.components: list[list[Component]] = []
+        tables, starts, sizes = [], [], []
+        self.expected: list[np.ndarray] = []  # point estimates P(code | cell), per monitored feature
+        width = 0
+        for j, spec in enumerate(fz.specs):
+            comps = feature_components(spec.n_codes, spec.ordered, list(config.tilts), list(config.shares))
+            if not comps:
+                continue
+            conditional = spec.kind == BEHAVIOUR
+            tables.append(llr_table(baseline.counts[j], cell_segment, self.n_segments, comps,
+                                    level=config.credible_level, shrinkage=config.shrinkage,
+                                    conditional=conditional))
+            self.expected.append(code_bounds(baseline.counts[j], cell_segment, self.n_segments,
+                                             level=config.credible_level, shrinkage=config.shrinkage,
+                                             conditional=conditional)[2])
+            self.features.append(j)
+            self.components.append(comps)
+            starts.append(width)
+            sizes.append(len(comps))
+            width += len(comps)
+        self._tables = tables
+        self._starts = np.array(starts, dtype=np.int64)
+        self._sizes = np.array(sizes, dtype=np.float64)
+        n_features = len(self.features)
+        # Bonferroni over the model's features (the mixture already covers each feature's family).
+        self.log_threshold = float(np.log(self.arl) + np.log(max(n_features, 1)))
+        self.log_resolve = self.log_threshold + float(np.log(config.resolve_fraction))
+        self._log_quiet = 0.25 * self.log_threshold
+        self._decay = 0.5 ** (1.0 / config.window_half_life)
+        # ---- state ----
+        self.log_r = np.full((self.n_segments, width), -np.inf)
+        self.firing = np.zeros((self.n_segments, n_features), dtype=bool)
+        self.quiet_time = np.zeros((self.n_segments, n_features))
+        self.window = [np.zeros_like(e) for e in self.expected]  # decayed production code counts per cell
+        self.window_n = np.zeros(fz.n_cells)
+        self.segment_records = np.zeros(self.n_segments, dtype=np.int64)
+        self.n_production = 0
+        self.unbaselined_versions: Counter[str] = Counter()
+
+    # ---- public views ----------------------------------------------------------------------------
+    @property
+    def model_id(self) -> str:
+        return self.baseline.model_id
+
+    @property
+    def threshold(self) -> float:
+        """The e-detector threshold F·ARL each feature's mixture is compared with."""
+        return float(np.exp(self.log_threshold))
+
+    def _segment_mixtures(self) -> np.ndarray:
+        return mixture(self.log_r, self._starts, self._sizes)  # (segments, features)
+
+    def statistics(self) -> list[Statistic]:
+        mix = self._segment_mixtures()
+        norm = np.logaddexp(0.0, mix) / np.logaddexp(0.0, self.log_threshold)
+        out = []
+        for s in np.flatnonzero(self.segment_records):
+            name = self.featurizer.segment_name(int(s))
+            for f, j in enumerate(self.features):
+                spec = self.featurizer.specs[j]
+                out.append(Statistic(name, spec.name, spec.kind, float(norm[s, f])))
+        return out
+
+    def shares(self) -> list[Share]:
+        out = []
+        total = self.window_n.sum()
+        for f, j in enumerate(self.features):
+            spec = self.featurizer.specs[j]
+            evaluation = self.baseline.shares(j)
+            production = self.window[f].sum(axis=0) / total if total > 0 else None
+            for k, label in enumerate(spec.labels):
+                out.append(Share(spec.name, label, "evaluation", float(evaluation[k])))
+                if production is not None:
+                    out.append(Share(spec.name, label, "production", float(production[k])))
+        return out
+
+    def protocol_caveat(self) -> str:
+        if not self.unbaselined_versions:
+            return ""
+        running = ", ".join(sorted(self.unbaselined_versions))
+        built = ", ".join(self.baseline.model_versions) or "unknown versions"
+        return (f"production now runs {self.model_id} {running}; baseline {self.baseline.ref} was built on "
+                f"{built}: baseline predates this version")
+
+    # ---- updates ---------------------------------------------------------------------------------
+    def update(self, decisions: Sequence[Decision]) -> list[AlertEvent]:
+        """Score the production decisions of a micro-batch (others are ignored); return alert events."""
+        production = [d for d in decisions if d.traffic == "production"]
+        if not production:
+            return []
+        known = self.baseline.model_versions
+        for d in production:
+            if d.model_version is not None and known and d.model_version not in known:
+                if d.model_version in self.unbaselined_versions or len(self.unbaselined_versions) < MAX_TRACKED_VERSIONS:
+                    self.unbaselined_versions[d.model_version] += 1
+        matrix = self.featurizer.transform(production)
+        return self.update_matrix(matrix, [d.decision_id for d in production],
+                                  np.array([d.position for d in production]),
+                                  np.array([d.timestamp for d in production]))
+
+    def _llr(self, matrix: FeatureMatrix) -> np.ndarray:
+        n = len(matrix.cells)
+        llr = np.empty((n, self.log_r.shape[1]))
+        for f, j in enumerate(self.features):
+            start = self._starts[f]
+            llr[:, start:start + int(self._sizes[f])] = self._tables[f][matrix.cells, matrix.codes[:, j]]
+        return llr
+
+    def update_matrix(self, matrix: FeatureMatrix, decision_ids: Sequence[str], positions: np.ndarray,
+                      times: np.ndarray) -> list[AlertEvent]:
+        """The vectorised core: featurised production records, in stream order."""
+        n = len(matrix.cells)
+        if n == 0:
+            return []
+        llr = self._llr(matrix)
+        batch = _Batch(matrix, decision_ids, positions, times, self.window, self.window_n, self.features)
+        events: list[AlertEvent] = []
+        for s in np.unique(matrix.segments):
+            rows = np.flatnonzero(matrix.segments == s)
+            events.extend(self._run_segment(int(s), rows, llr[rows], batch))
+            self.segment_records[s] += len(rows)
+        self._advance_window(matrix)
+        self.n_production += n
+        events.sort(key=lambda e: (e.record_index, e.feature))
+        return events
+
+    def _run_segment(self, s: int, rows: np.ndarray, llr: np.ndarray, batch: _Batch) -> list[AlertEvent]:
+        events = []
+        base = 0
+        r0 = self.log_r[s].copy()
+        path = sr_path(r0, llr)
+        mix = mixture(path, self._starts, self._sizes)
+        scan = 0
+        while scan < len(path):
+            firing = self.firing[s]
+            crossed = np.where(firing[None, :], mix[scan:] < self.log_resolve, mix[scan:] >= self.log_threshold)
+            any_event = crossed.any(axis=0)
+            if not any_event.any():
+                break
+            first = np.where(any_event, crossed.argmax(axis=0), np.iinfo(np.int64).max)
+            i = int(first.min())
+            at = scan + i
+            resolved = []
+            for f in np.flatnonzero(first == i):
+                row = rows[base + at]
+                self._note_quiet(s, f, mix[: at + 1, f], rows[base: base + at + 1], batch)
+                events.append(self._event(s, int(f), row, float(mix[at, f]), path[at], batch,
+                                          "resolved" if firing[f] else "firing"))
+                firing[f] = not firing[f]
+                if not firing[f]:
+                    resolved.append(int(f))
+            if resolved:
+                # A resolved statistic restarts from zero (a renewal): recompute the rest of the batch.
+                r0 = path[at].copy()
+                for f in resolved:
+                    r0[self._starts[f]: self._starts[f] + int(self._sizes[f])] = -np.inf
+                base += at + 1
+                path = sr_path(r0, llr[base:]) if base < len(llr) else np.empty((0, len(r0)))
+                mix = mixture(path, self._starts, self._sizes) if len(path) else np.empty((0, len(self.features)))
+                scan = 0
+            else:
+                scan = at + 1
+        self.log_r[s] = path[-1] if len(path) else r0
+        for f in range(len(self.features)):
+            if len(path):
+                self._note_quiet(s, f, mix[:, f], rows[base:], batch)
+        return events
+
+    def _note_quiet(self, s: int, f: int, mix_path: np.ndarray, rows: np.ndarray, batch: _Batch) -> None:
+        """Remember when the statistic was last near its resting level: the 'since' of an alert."""
+        quiet = np.flatnonzero(mix_path <= self._log_quiet)
+        if len(quiet):
+            self.quiet_time[s, f] = batch.times[rows[quiet[-1]]]
+
+    def _advance_window(self, matrix: FeatureMatrix) -> None:
+        n = len(matrix.cells)
+        weights = self._decay ** np.arange(n - 1, -1, -1, dtype=np.float64)
+        n_cells = self.featurizer.n_cells
+        self.window_n = self.window_n * self._decay**n + np.bincount(matrix.cells, weights, n_cells)
+        for f, j in enumerate(self.features):
+            k = self.window[f].shape[1]
+            flat = matrix.cells.astype(np.int64) * k + matrix.codes[:, j]
+            add = np.bincount(flat, weights, n_cells * k).reshape(n_cells, k)
+            self.window[f] = self.window[f] * self._decay**n + add
+
+    # ---- alert events -----------------------------------------------------------------------------
+    def _event(self, s: int, f: int, row: int, log_stat: float, log_r_row: np.ndarray, batch: _Batch,
+               status: str) -> AlertEvent:
+        j = self.features[f]
+        spec = self.featurizer.specs[j]
+        comps = self.components[f]
+        start = self._starts[f]
+        strengths = log_r_row[start: start + len(comps)]
+        # "Code A up" and "code B down" often carry the same evidence; describe the code that grew.
+        close = np.flatnonzero(strengths >= strengths.max() - 1.0)
+        ups = [c for c in close if comps[c].direction == "up"]
+        comp = comps[int(ups[0] if ups else np.argmax(strengths))]
+        window, window_n = batch.window_at(row, f, self.featurizer.n_cells, self._decay)
+        cells = np.flatnonzero(self._cell_segment == s)
+        expected = self.expected[f][cells] * window_n[cells, None]
+        observed = window[cells]
+        if comp.code >= 0:
+            code = comp.code
+        else:  # ordered shift: name the bin that gained most
+            code = 1 + int(np.argmax((observed - expected)[:, 1:].sum(axis=0)))
+        context = ""
+        if spec.kind == BEHAVIOUR:
+            deviation = np.abs(observed[:, code] - expected[:, code])
+            best = int(np.argmax(deviation))
+            input_code = int(cells[best] % self.featurizer.n_input_codes)
+            if input_code > 0 and window_n[cells[best]] >= 1:
+                context = self.featurizer.label("input_cluster", input_code).split(" ", 1)[-1]
+                cells = cells[best: best + 1]
+                expected, observed = expected[best: best + 1], observed[best: best + 1]
+        n_window = float(window_n[cells].sum())
+        evaluation_rate = float(expected[:, code].sum() / n_window) if n_window > 0 else 0.0
+        production_rate = float(observed[:, code].sum() / n_window) if n_window > 0 else 0.0
+        quiet = self.quiet_time[s, f]
+        since = iso_time(quiet if quiet > 0 else float(batch.times[row]))
+        message = describe(kind=spec.kind, title=spec.title or spec.name, code=spec.labels[code],
+                           direction=comp.direction, ordered=comp.code < 0, evaluation_rate=evaluation_rate,
+                           production_rate=production_rate, window=int(round(n_window)), context=context,
+                           baseline_ref=self.baseline.ref, since=since)
+        if status == "resolved":
+            message = "resolved: " + message
+        return AlertEvent(
+            status=status,
+            kind=spec.kind,
+            model_id=self.model_id,
+            segment=self.featurizer.segment_name(s),
+            feature=spec.name,
+            code=spec.labels[code],
+            direction=comp.direction,
+            decision_id=batch.decision_ids[row],
+            record_index=int(batch.positions[row]),
+            statistic=log_stat,
+            threshold=self.log_threshold,
+            baseline_version=self.baseline.version,
+            severity=SEVERITY[spec.kind],
+            time=iso_time(float(batch.times[row])),
+            message=message,
+            evaluation_rate=evaluation_rate,
+            production_rate=production_rate,
+            window_records=int(round(n_window)),
+            caveat=self.protocol_caveat(),
+        )
+
+    # ---- counts path (featurised elsewhere, detected here) -----------------------------------------
+    def update_counts(self, counts: Sequence[np.ndarray]) -> list[AlertEvent]:
+        """One step per call from per-feature (cells, codes) count tables of featurised records.
+
+        For the split deployment in DESIGN.md: many instances featurise, one owner sums their
+        per-batch count vectors. A batch's likelihood ratio is the product of its records', so it is
+        still an e-value and the ARL bound holds (in batches, hence also in records).
+        """
+        events = []
+        n_cells = self.featurizer.n_cells
+        step = np.zeros_like(self.log_r)
+        seen = np.asarray(counts[self.features[0]], dtype=np.float64).sum(axis=1) if self.features else np.zeros(n_cells)
+        for f, j in enumerate(self.features):
+            table = self._tables[f]  # (cells, codes, comps)
+            c = np.asarray(counts[j], dtype=np.float64)
+            per_cell = np.einsum("ck,ckm->cm", c, table)
+            start = self._starts[f]
+            np.add.at(step[:, start: start + table.shape[2]], self._cell_segment, per_cell)
+        segment_n = np.bincount(self._cell_segment, seen, self.n_segments)
+        for s in np.flatnonzero(segment_n):
+            self.log_r[s] = step[s] + np.logaddexp(0.0, self.log_r[s])
+            mix = mixture(self.log_r[s][None, :], self._starts, self._sizes)[0]
+            for f in range(len(self.features)):
+                crossed = mix[f] < self.log_resolve if self.firing[s, f] else mix[f] >= self.log_threshold
+                if crossed:
+                    self.firing[s, f] = not self.firing[s, f]
+                    spec = self.featurizer.specs[self.features[f]]
+                    events.append(AlertEvent(
+                        status="firing" if self.firing[s, f] else "resolved", kind=spec.kind,
+                        model_id=self.model_id, segment=self.featurizer.segment_name(int(s)), feature=spec.name,
+                        code="", direction="", decision_id="", record_index=-1, statistic=float(mix[f]),
+                        threshold=self.log_threshold, baseline_version=self.baseline.version,
+                        severity=SEVERITY[spec.kind], time="", message=f"{spec.title}: drift statistic crossed "
+                        f"its threshold on summed counts (baseline {self.baseline.ref})"))
+                    if not self.firing[s, f]:
+                        self.log_r[s, self._starts[f]: self._starts[f] + int(self._sizes[f])] = -np.inf
+            self.segment_records[s] += int(segment_n[s])
+        self.n_production += int(segment_n.sum())
+        return events
+
+    # ---- persistence -------------------------------------------------------------------------------
+    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        meta = {
+            "model_id": self.model_id,
+            "baseline_version": self.baseline.version,
+            "arl": self.arl,
+            "n_production": self.n_production,
+            "unbaselined_versions": dict(self.unbaselined_versions),
+        }
+        arrays = {
+            "log_r": self.log_r,
+            "firing": self.firing,
+            "quiet_time": self.quiet_time,
+            "window_n": self.window_n,
+            "segment_records": self.segment_records,
+        }
+        arrays.update({f"window.{f}": w for f, w in enumerate(self.window)})
+        return meta, arrays
+
+    @classmethod
+    def restore(cls, baseline: Baseline, meta: dict, arrays: dict[str, np.ndarray],
+                config: DetectionConfig = DetectionConfig()) -> Monitor:
+        if meta["baseline_version"] != baseline.version or meta["model_id"] != baseline.model_id:
+            raise ValueError(f"state was saved against {meta['model_id']}@{meta['baseline_version']}, "
+                             f"not {baseline.ref}")
+        monitor = cls(baseline, arl=meta["arl"], config=config)
+        if arrays["log_r"].shape != monitor.log_r.shape:
+            raise ValueError(f"state of {baseline.ref} has detector shape {arrays['log_r'].shape}, "
+                             f"expected {monitor.log_r.shape}")
+        monitor.log_r = arrays["log_r"].astype(np.float64).copy()
+        monitor.firing = arrays["firing"].astype(bool).copy()
+        monitor.quiet_time = arrays["quiet_time"].copy()
+        monitor.window_n = arrays["window_n"].copy()
+        monitor.segment_records = arrays["segment_records"].copy()
+        monitor.window = [arrays[f"window.{f}"].copy() for f in range(len(monitor.window))]
+        monitor.n_production = int(meta["n_production"])
+        monitor.unbaselined_versions = Counter(meta["unbaselined_versions"])
+        return monitor
+
+
+class _Batch:
+    """A micro-batch's identities and the window at its start, for exact per-record effect sizes."""
+
+    def __init__(self, matrix: FeatureMatrix, decision_ids, positions, times, window, window_n, features):
+        self.matrix = matrix
+        self.feature_columns = features
+        self.decision_ids = decision_ids
+        self.positions = positions
+        self.times = times
+        self._window0 = window
+        self._window_n0 = window_n
+
+    def window_at(self, row: int, f_codes_index: int, n_cells: int, decay: float) -> tuple[np.ndarray, np.ndarray]:
+        """Decayed production counts up to and including ``row`` (independent of batch boundaries)."""
+        m = self.matrix
+        start0 = self._window0[f_codes_index]
+        k = start0.shape[1]
+        weights = decay ** np.arange(row, -1, -1, dtype=np.float64)
+        cells = m.cells[: row + 1]
+        return (start0 * decay ** (row + 1) + np.bincount(cells.astype(np.int64) * k + self._codes(f_codes_index, row),
+                                                          weights, n_cells * k).reshape(n_cells, k),
+                self._window_n0 * decay ** (row + 1) + np.bincount(cells, weights, n_cells))
+
+    def _codes(self, f: int, row: int) -> np.ndarray:
+        return self.matrix.codes[: row + 1, self.feature_columns[f]]

@@ -1,0 +1,404 @@
+"""Decision records, schema v1: one parser for Kafka message values and JSONL lines.
+
+A value either becomes a :class:`Decision` or a :class:`Rejection` with a stable reason code and a
+message naming the field and where the value came from. The parser never raises on bad input and
+never drops anything silently: ``len(decisions) + len(rejections) == len(values)``.
+
+>>> result = parse_values([
+...     b'{"decision_id": "d1", "timestamp": 1700000000, "model_id": "m", "traffic": "production",'
+...     b' "output": {"refused": true}}',
+...     b'{"decision_id": "d2"}',
+...     b'not json',
+... ])
+>>> result.decisions[0].refused, result.decisions[0].segment
+(True, 'default')
+>>> [(r.position, r.reason) for r in result.rejections]
+[(1, 'missing_field'), (2, 'not_json')]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from detector.config import LimitsConfig
+
+TRAFFIC_VALUES = ("evaluation", "production")
+PROBE_CONDITIONS = ("monitored", "unmonitored")
+
+# Stable reason codes: they are metric label values and DLQ headers, so never rename one.
+REASONS = (
+    "empty",
+    "not_utf8",
+    "not_json",
+    "not_object",
+    "missing_field",
+    "wrong_type",
+    "bad_value",
+    "bad_timestamp",
+    "bad_traffic",
+    "too_large",
+    "too_deep",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    name: str
+    arguments: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    pair_id: str
+    condition: str
+    cue: str | None = None
+
+
+@dataclass(slots=True)
+class Decision:
+    """One validated decision record. ``position`` is its 0-based index in the source."""
+
+    decision_id: str
+    timestamp: float
+    model_id: str
+    traffic: str
+    segment: str = "default"
+    model_version: str | None = None
+    input_text: str | None = None
+    output_text: str | None = None
+    action: str | None = None
+    refused: bool | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    confidence: float | None = None
+    reasoning: str | None = None
+    latency_ms: float | None = None
+    attributes: dict[str, str | float | bool] = field(default_factory=dict)
+    probe: Probe | None = None
+    position: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as schema-v1 JSON (absent optional fields left out)."""
+        out: dict[str, Any] = {
+            "decision_id": self.decision_id,
+            "timestamp": self.timestamp,
+            "model_id": self.model_id,
+            "traffic": self.traffic,
+            "segment": self.segment,
+        }
+        if self.model_version is not None:
+            out["model_version"] = self.model_version
+        if self.input_text is not None:
+            out["input"] = {"text": self.input_text}
+        output: dict[str, Any] = {}
+        for key, value in (
+            ("text", self.output_text),
+            ("action", self.action),
+            ("refused", self.refused),
+            ("confidence", self.confidence),
+        ):
+            if value is not None:
+                output[key] = value
+        if self.tool_calls:
+            output["tool_calls"] = [{"name": t.name, "arguments": t.arguments} for t in self.tool_calls]
+        if output:
+            out["output"] = output
+        if self.reasoning is not None:
+            out["reasoning"] = self.reasoning
+        if self.latency_ms is not None:
+            out["latency_ms"] = self.latency_ms
+        if self.attributes:
+            out["attributes"] = dict(self.attributes)
+        if self.probe is not None:
+            probe = {"pair_id": self.probe.pair_id, "condition": self.probe.condition}
+            if self.probe.cue is not None:
+                probe["cue"] = self.probe.cue
+            out["probe"] = probe
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    position: int
+    reason: str
+    message: str
+    raw: bytes
+
+
+@dataclass(slots=True)
+class ParseResult:
+    decisions: list[Decision]
+    rejections: list[Rejection]
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str, detail: str):
+        self.reason = reason
+        self.detail = detail
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "bool", int: "number", float: "number", str: "string", list: "list", dict: "object"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _string(obj: dict, key: str, label: str, max_chars: int, required: bool = False) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise _Reject("missing_field", f"{label}: required field is missing")
+        return None
+    if not isinstance(value, str):
+        raise _Reject("wrong_type", f"{label}: expected string, got {_type_name(value)}")
+    if len(value) > max_chars:
+        raise _Reject("too_large", f"{label}: {len(value)} characters, limit {max_chars}")
+    if required and not value:
+        raise _Reject("bad_value", f"{label}: must not be empty")
+    return value
+
+
+def _number(obj: dict, key: str, label: str, low: float, high: float) -> float | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _Reject("wrong_type", f"{label}: expected number, got {_type_name(value)}")
+    value = float(value)
+    if not (low <= value <= high):  # also false for NaN
+        raise _Reject("bad_value", f"{label}: {value!r} is outside [{low}, {high}]")
+    return value
+
+
+def _object(obj: dict, key: str, label: str) -> dict | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _Reject("wrong_type", f"{label}: expected object, got {_type_name(value)}")
+    return value
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of lists/objects, stopping early once ``limit`` is exceeded."""
+    stack = [(value, 1)]
+    deepest = 0
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return deepest
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def parse_timestamp(value: Any, label: str = "timestamp") -> float:
+    """RFC 3339 string (with a UTC offset) or epoch seconds → epoch seconds."""
+    if isinstance(value, bool) or value is None:
+        raise _Reject("bad_timestamp", f"{label}: expected RFC 3339 string or epoch seconds, got {_type_name(value)}")
+    if isinstance(value, (int, float)):
+        if not (0 <= value < 1e11):
+            raise _Reject("bad_timestamp", f"{label}: epoch seconds {value!r} out of range")
+        return float(value)
+    if not isinstance(value, str) or len(value) > 64:
+        raise _Reject("bad_timestamp", f"{label}: expected RFC 3339 string or epoch seconds")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _Reject("bad_timestamp", f"{label}: {value[:40]!r} is not an RFC 3339 time") from None
+    if parsed.tzinfo is None:
+        raise _Reject("bad_timestamp", f"{label}: {value!r} has no UTC offset (RFC 3339 needs one, e.g. 'Z')")
+    return parsed.timestamp()
+
+
+def _decision(obj: Any, limits: LimitsConfig, traffic_hint: str | None, position: int) -> Decision:
+    if not isinstance(obj, dict):
+        raise _Reject("not_object", f"expected a JSON object, got {_type_name(obj)}")
+    ids = limits.max_id_chars
+    texts = limits.max_text_chars
+    decision_id = _string(obj, "decision_id", "decision_id", ids, required=True)
+    if "timestamp" not in obj:
+        raise _Reject("missing_field", "timestamp: required field is missing")
+    timestamp = parse_timestamp(obj["timestamp"])
+    model_id = _string(obj, "model_id", "model_id", ids, required=True)
+    traffic = obj.get("traffic")
+    if traffic is None:
+        if traffic_hint is None:
+            raise _Reject("missing_field", "traffic: required field is missing (and the topic implies none)")
+        traffic = traffic_hint
+    elif traffic not in TRAFFIC_VALUES:
+        shown = traffic[:40] if isinstance(traffic, str) else _type_name(traffic)
+        raise _Reject("bad_traffic", f"traffic: {shown!r} is not 'evaluation' or 'production'")
+    elif traffic_hint is not None and traffic != traffic_hint:
+        # A record claiming "evaluation" on a production topic could poison the next baseline.
+        raise _Reject("bad_traffic", f"traffic: record says {traffic!r} but its topic carries {traffic_hint!r}")
+    segment = _string(obj, "segment", "segment", ids) or "default"
+    model_version = _string(obj, "model_version", "model_version", ids)
+
+    input_obj = _object(obj, "input", "input")
+    input_text = _string(input_obj, "text", "input.text", texts) if input_obj else None
+    output_obj = _object(obj, "output", "output") or {}
+    output_text = _string(output_obj, "text", "output.text", texts)
+    action = _string(output_obj, "action", "output.action", ids)
+    refused = output_obj.get("refused")
+    if refused is not None and not isinstance(refused, bool):
+        raise _Reject("wrong_type", f"output.refused: expected bool, got {_type_name(refused)}")
+    confidence = _number(output_obj, "confidence", "output.confidence", 0.0, 1.0)
+
+    tool_calls: tuple[ToolCall, ...] = ()
+    raw_calls = output_obj.get("tool_calls")
+    if raw_calls is not None:
+        if not isinstance(raw_calls, list):
+            raise _Reject("wrong_type", f"output.tool_calls: expected list, got {_type_name(raw_calls)}")
+        if len(raw_calls) > limits.max_tool_calls:
+            raise _Reject("too_large", f"output.tool_calls: {len(raw_calls)} calls, limit {limits.max_tool_calls}")
+        calls = []
+        for i, call in enumerate(raw_calls):
+            label = f"output.tool_calls[{i}]"
+            if not isinstance(call, dict):
+                raise _Reject("wrong_type", f"{label}: expected object, got {_type_name(call)}")
+            name = _string(call, "name", f"{label}.name", ids, required=True)
+            arguments = call.get("arguments")
+            if _depth(arguments, limits.max_depth) > limits.max_depth:
+                raise _Reject("too_deep", f"{label}.arguments: nested deeper than {limits.max_depth}")
+            calls.append(ToolCall(name, arguments))
+        tool_calls = tuple(calls)
+
+    reasoning = _string(obj, "reasoning", "reasoning", texts)
+    latency = _number(obj, "latency_ms", "latency_ms", 0.0, 1e9)
+
+    attributes: dict[str, str | float | bool] = {}
+    raw_attrs = _object(obj, "attributes", "attributes")
+    if raw_attrs:
+        if len(raw_attrs) > limits.max_attributes:
+            raise _Reject("too_large", f"attributes: {len(raw_attrs)} keys, limit {limits.max_attributes}")
+        for key, value in raw_attrs.items():
+            if len(key) > ids:
+                raise _Reject("too_large", f"attributes: key of {len(key)} characters, limit {ids}")
+            if isinstance(value, str):
+                if len(value) > ids:
+                    raise _Reject("too_large", f"attributes.{key}: {len(value)} characters, limit {ids}")
+            elif isinstance(value, float) and not math.isfinite(value):  # pragma: no cover - orjson rejects
+                raise _Reject("bad_value", f"attributes.{key}: not a finite number")
+            elif not isinstance(value, (int, float, bool)):
+                raise _Reject("wrong_type", f"attributes.{key}: expected string, number or bool, got {_type_name(value)}")
+            attributes[key] = value
+
+    probe = None
+    probe_obj = _object(obj, "probe", "probe")
+    if probe_obj is not None:
+        pair_id = _string(probe_obj, "pair_id", "probe.pair_id", ids, required=True)
+        condition = probe_obj.get("condition")
+        if condition not in PROBE_CONDITIONS:
+            shown = condition[:40] if isinstance(condition, str) else _type_name(condition)
+            raise _Reject("bad_value", f"probe.condition: {shown!r} is not 'monitored' or 'unmonitored'")
+        probe = Probe(pair_id, condition, _string(probe_obj, "cue", "probe.cue", texts))
+
+    return Decision(
+        decision_id=decision_id,
+        timestamp=timestamp,
+        model_id=model_id,
+        traffic=traffic,
+        segment=segment,
+        model_version=model_version,
+        input_text=input_text,
+        output_text=output_text,
+        action=action,
+        refused=refused,
+        tool_calls=tool_calls,
+        confidence=confidence,
+        reasoning=reasoning,
+        latency_ms=latency,
+        attributes=attributes,
+        probe=probe,
+        position=position,
+    )
+
+
+def _default_locate(position: int) -> str:
+    return f"record {position}"
+
+
+def parse_values(
+    values: Sequence[bytes | str | None],
+    *,
+    limits: LimitsConfig = LimitsConfig(),
+    traffic: str | None = None,
+    first_position: int = 0,
+    locate: Callable[[int], str] = _default_locate,
+) -> ParseResult:
+    """Parse a micro-batch of raw values.
+
+    ``traffic`` is the traffic the source implies (a topic mapped to production, say);
+    ``first_position`` is the position of ``values[0]`` (a Kafka offset or a line index);
+    ``locate`` turns a position into the place named in rejection messages.
+    """
+    decisions: list[Decision] = []
+    rejections: list[Rejection] = []
+    max_bytes = limits.max_record_bytes
+    for i, value in enumerate(values):
+        position = first_position + i
+        raw = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else (value or b"")
+        try:
+            if not raw.strip():
+                raise _Reject("empty", "empty value")
+            if len(raw) > max_bytes:
+                raise _Reject("too_large", f"{len(raw)} bytes, limit {max_bytes}")
+            try:
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                text = str(exc)
+                if "utf-8" in text.lower() or "surrogate" in text.lower():
+                    raise _Reject("not_utf8", f"not valid UTF-8: {text[:80]}") from None
+                if "recursion" in text.lower():
+                    raise _Reject("too_deep", "JSON nested too deeply") from None
+                raise _Reject("not_json", f"not JSON: {text[:80]}") from None
+            decisions.append(_decision(obj, limits, traffic, position))
+        except _Reject as rej:
+            rejections.append(Rejection(position, rej.reason, f"{locate(position)}: {rej.detail}", raw))
+    return ParseResult(decisions, rejections)
+
+
+def line_locator(path: str | Path) -> Callable[[int], str]:
+    """Name a 0-based line index as ``file:line`` (1-based, as editors count)."""
+    name = str(path)
+    return lambda position: f"{name}:{position + 1}"
+
+
+def iter_jsonl_chunks(path: str | Path, chunk_size: int = 4096) -> Iterator[list[bytes]]:
+    """Read a JSONL file in chunks of raw lines; blank lines stay (as b"") so positions match lines."""
+    chunk: list[bytes] = []
+    with Path(path).open("rb") as fh:
+        for line in fh:
+            chunk.append(line.rstrip(b"\r\n"))
+            if len(chunk) >= chunk_size:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
+
+
+def read_decisions(
+    path: str | Path, limits: LimitsConfig = LimitsConfig(), traffic: str | None = None
+) -> ParseResult:
+    """Parse a whole JSONL file (for baselines and offline analysis; streams use the chunks)."""
+    decisions: list[Decision] = []
+    rejections: list[Rejection] = []
+    position = 0
+    locate = line_locator(path)
+    for chunk in iter_jsonl_chunks(path):
+        result = parse_values(chunk, limits=limits, traffic=traffic, first_position=position, locate=locate)
+        decisions.extend(result.decisions)
+        rejections.extend(result.rejections)
+        position += len(chunk)
+    return ParseResult(decisions, rejections)

@@ -1,0 +1,642 @@
+"""``janus serve``: the stream service around :class:`detector.pipeline.Pipeline`.
+
+One consumer group member reading one or more decision topics:
+
+* **Micro-batches.** Each ``poll()`` returns up to ``max_poll_records`` records per call,
+  grouped by partition; each partition's values go through *its own* Pipeline in one
+  ``pipeline.process(values, traffic=topic_traffic, first_position=<offset of values[0]>)``
+  call, so an alert's ``record_index`` is the Kafka offset of the record that fired it.
+  (A batch with an offset gap -- compaction, transaction markers -- is split into contiguous
+  runs so this stays true.)
+* **State travels with the partition.** On assignment a partition's Pipeline is restored from
+  its checkpoint and the consumer seeks to the checkpoint's offset (no checkpoint: a fresh
+  Pipeline at the group's committed offset, or the earliest one). On revocation (a rebalance or
+  shutdown) the partition is checkpointed and its offset committed before another member can
+  take it. Because state and offset are saved together atomically (see
+  :mod:`detector.stream.checkpoint`), a crash or a rebalance neither loses nor double-counts a
+  record in the detectors.
+* **Checkpoints** every ``every_records`` records or ``every_seconds`` seconds: first the alert
+  and dead-letter producer is flushed (so a checkpoint never covers an output still in a send
+  buffer), then every partition that changed is checkpointed, then the offsets are committed
+  to Kafka (for lag monitoring; the checkpoint is the source of truth).
+* **Outputs.** Rejected records go unchanged to the dead-letter topic (``<topic>.dlq``) with
+  the reason in headers; alert events (``event.to_dict()``) go to ``janus.alerts`` keyed by
+  model id and are written as JSON lines to ``alert_stream`` (stdout by default). Outputs are
+  at-least-once: after a crash, records since the last checkpoint are replayed and their
+  alerts produced again (same ``decision_id`` and ``record_index``, so consumers can
+  de-duplicate).
+* **Stopping.** SIGTERM or SIGINT (or :meth:`StreamService.stop`) finishes the current batch,
+  checkpoints, commits, closes the clients and makes :meth:`run` return 0. A second signal
+  aborts at once.
+* **Kafka unavailable.** Connecting is retried with exponential backoff (1 s to 30 s) and a
+  log line per attempt; once running, kafka-python reconnects by itself, and failing commits
+  or sends are logged and retried at the next checkpoint.
+
+Threading note (kafka-python >= 3): rebalance callbacks run on the consumer's IO thread while
+the main thread is blocked inside ``poll()`` or ``close()``, so they never overlap batch
+processing. They must not call blocking consumer APIs (kafka-python raises), hence the
+listener is an ``AsyncConsumerRebalanceListener`` that awaits the asynchronous commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import orjson
+
+from detector.baseline.store import BaselineStore
+from detector.config import JanusConfig
+from detector.errors import JanusError
+from detector.pipeline import BatchResult, Pipeline
+from detector.stream.checkpoint import CheckpointCorrupt, CheckpointStore
+from detector.stream.dlq import DeadLetterPublisher
+from detector.stream.kafka_config import kafka_kwargs
+
+log = logging.getLogger("janus.stream")
+
+__all__ = ["ServiceStats", "StreamService", "kafka_settings_from_config"]
+
+CHECKPOINT_FORMAT = 1
+
+
+def kafka_settings_from_config(config: JanusConfig) -> dict[str, Any]:
+    """The ``[kafka]`` section as :func:`kafka_kwargs` keyword arguments (empty strings = unset)."""
+    k = config.kafka
+
+    def opt(value: str) -> str | None:
+        return value or None
+
+    return {
+        "bootstrap_servers": k.bootstrap_servers,
+        "max_poll_interval_ms": k.max_poll_interval_ms,
+        "session_timeout_ms": k.session_timeout_ms,
+        "max_poll_records": k.max_poll_records,
+        "security_protocol": k.security_protocol,
+        "sasl_mechanism": opt(k.sasl_mechanism),
+        "sasl_plain_username": opt(k.sasl_plain_username),
+        "sasl_plain_password": opt(k.sasl_plain_password) if k.sasl_plain_username else None,
+        "ssl_cafile": opt(k.ssl_cafile),
+        "ssl_certfile": opt(k.ssl_certfile),
+        "ssl_keyfile": opt(k.ssl_keyfile),
+    }
+
+
+@dataclass
+class ServiceStats:
+    records: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    alerts: int = 0
+    batches: int = 0
+    checkpoints: int = 0
+    commits: int = 0
+    commit_failures: int = 0
+    outputs_dropped: int = 0
+    skipped_behind_checkpoint: int = 0
+    assigned: list[tuple[str, int]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(map(list, v)) if k == "assigned" else v) for k, v in self.__dict__.items()}
+
+
+@dataclass
+class _Partition:
+    topic: str
+    partition: int
+    pipeline: Pipeline
+    next_offset: int | None  # next offset to process; None until known
+    checkpoint_offset: int | None  # offset of the last checkpoint written/read
+    records: int = 0  # processed since assignment
+    dirty: bool = False  # state changed since the last checkpoint
+    warned_behind: bool = False
+
+
+class StreamService:
+    """Consume decision topics in a consumer group and run one Pipeline per owned partition.
+
+    Every keyword left as ``None`` comes from ``config`` (``[kafka]``, ``[checkpoint]``);
+    ``kafka_overrides`` replaces :func:`kafka_kwargs` settings (e.g. ``bootstrap_servers``,
+    ``max_poll_interval_ms``, security options).
+    """
+
+    def __init__(
+        self,
+        store: BaselineStore,
+        config: JanusConfig = JanusConfig(),
+        *,
+        topics: Sequence[str] | None = None,
+        traffic_by_topic: dict[str, str] | None = None,
+        group_id: str | None = None,
+        alert_topic: str | None = None,
+        dlq_topic_template: str | None = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        checkpoint_every_records: int | None = None,
+        checkpoint_every_seconds: float | None = None,
+        arl: float | None = None,
+        kafka_overrides: dict[str, Any] | None = None,
+        client_id: str | None = None,
+        alert_stream: TextIO | None = sys.stdout,
+        on_batch: Callable[[str, int, BatchResult], None] | None = None,
+        poll_timeout_ms: int = 500,
+        refresh_baselines_every_s: float = 30.0,
+        unavailable_timeout_s: float | None = None,
+        bootstrap_timeout_ms: int = 10_000,
+    ) -> None:
+        k = config.kafka
+        self.store = store
+        self.config = config
+        self.topics = list(topics if topics is not None else k.topics)
+        if not self.topics:
+            raise JanusError("no decision topics to consume (kafka.topics is empty)")
+        self.traffic_by_topic = dict(traffic_by_topic if traffic_by_topic is not None else k.traffic_by_topic)
+        for topic, traffic in self.traffic_by_topic.items():
+            if traffic not in ("evaluation", "production"):
+                raise JanusError(f"traffic for topic {topic!r} must be evaluation or production, not {traffic!r}")
+        self.group_id = group_id or k.group_id
+        self.alert_topic = alert_topic or k.alert_topic
+        self.dlq_topic_template = dlq_topic_template or ("{topic}" + k.dlq_suffix)
+        if self.alert_topic in self.topics:
+            raise JanusError(f"the alert topic {self.alert_topic!r} is also a decision topic")
+        self.checkpoints = CheckpointStore(
+            checkpoint_dir if checkpoint_dir is not None else config.checkpoint.directory, group=self.group_id
+        )
+        self.every_records = int(checkpoint_every_records or config.checkpoint.every_records)
+        self.every_seconds = float(checkpoint_every_seconds or config.checkpoint.every_seconds)
+        self.arl = arl
+        self.client_id = client_id or f"janus-{socket.gethostname()}-{os.getpid()}"
+        settings = kafka_settings_from_config(config)
+        settings.update(kafka_overrides or {})
+        self._consumer_kwargs = kafka_kwargs("consumer", group_id=self.group_id, client_id=self.client_id, **settings)
+        self._consumer_kwargs["bootstrap_timeout_ms"] = int(bootstrap_timeout_ms)
+        self._producer_kwargs = kafka_kwargs("producer", client_id=f"{self.client_id}-out", **settings)
+        self._producer_kwargs["bootstrap_timeout_ms"] = int(bootstrap_timeout_ms)
+        # A dead letter is a record the cluster already accepted, possibly over our own size limit.
+        self._producer_kwargs["max_request_size"] = max(1_048_576, 2 * config.limits.max_record_bytes + 65_536)
+        self.alert_stream = alert_stream
+        self.on_batch = on_batch
+        self.poll_timeout_ms = int(poll_timeout_ms)
+        self.refresh_baselines_every_s = float(refresh_baselines_every_s)
+        self.unavailable_timeout_s = unavailable_timeout_s
+
+        self.stats = ServiceStats()
+        self._parts: dict[Any, _Partition] = {}  # TopicPartition → state
+        self._stop = threading.Event()
+        self._signals = 0
+        self._fatal: BaseException | None = None
+        self._failed_outputs: deque = deque()
+        self._consumer: Any = None
+        self._producer: Any = None
+        self._dlq: DeadLetterPublisher | None = None
+        self._since_checkpoint = 0
+        self._last_checkpoint = time.monotonic()
+        self._last_refresh = time.monotonic()
+        self.running = threading.Event()  # set once the group is joined and records can flow
+
+    # ---- public -------------------------------------------------------------------------------
+
+    def stop(self, reason: str = "stop requested") -> None:
+        """Ask :meth:`run` to finish the current batch, checkpoint, commit and return (thread-safe)."""
+        if not self._stop.is_set():
+            log.info("stopping: %s; finishing the current batch", reason)
+        self._stop.set()
+
+    def assignment(self) -> list[tuple[str, int]]:
+        return sorted((tp.topic, tp.partition) for tp in self._parts)
+
+    def run(self, *, install_signal_handlers: bool = True) -> int:
+        """Consume until stopped; returns 0 after a clean shutdown.
+
+        Raises :class:`~detector.errors.JanusError` (after checkpointing the healthy
+        partitions) if a partition cannot be restored, e.g. its checkpoint is corrupt.
+        """
+        previous = self._install_signals() if install_signal_handlers else {}
+        try:
+            if not self._connect():
+                return 0
+            from kafka import AsyncConsumerRebalanceListener
+
+            service = self
+
+            class Listener(AsyncConsumerRebalanceListener):
+                async def on_partitions_revoked(self, revoked):
+                    await service._on_revoked(revoked)
+
+                async def on_partitions_assigned(self, assigned):
+                    service._on_assigned(assigned)
+
+                async def on_partitions_lost(self, lost):
+                    service._on_lost(lost)
+
+            self._consumer.subscribe(self.topics, listener=Listener())
+            log.info(
+                "consuming %s as group %r (alerts → %s, dead letters → %s, checkpoints in %s)",
+                ", ".join(self.topics), self.group_id, self.alert_topic,
+                self.dlq_topic_template.format(topic="<topic>"), self.checkpoints.directory,
+            )
+            self._loop()
+            self._checkpoint(commit=True, reason="shutdown")
+            return 0
+        finally:
+            self._close()
+            self._restore_signals(previous)
+            if self._fatal is not None:
+                fatal, self._fatal = self._fatal, None
+                raise fatal
+
+    # ---- main loop ------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        from kafka.errors import KafkaError
+
+        backoff = 1.0
+        while not self._stop.is_set() and self._fatal is None:
+            try:
+                batch = self._consumer.poll(timeout_ms=self.poll_timeout_ms)
+                backoff = 1.0
+            except KafkaError as exc:
+                if self._fatal is not None:  # a listener failure, surfaced through poll()
+                    break
+                log.warning("Kafka poll failed (%s: %s); retrying in %.0f s", type(exc).__name__, exc, backoff)
+                self._stop.wait(backoff)
+                backoff = min(30.0, backoff * 2)
+                continue
+            if self._fatal is not None:
+                break
+            if self._parts and not self.running.is_set():
+                self.running.set()
+            if batch:
+                self._process(batch)
+            self._maybe_checkpoint()
+            self._maybe_refresh_baselines()
+
+    def _process(self, batch: dict) -> None:
+        self.stats.batches += 1
+        for tp, records in batch.items():
+            part = self._parts.get(tp)
+            if part is None or not records:
+                log.warning("dropping %d fetched records of %s[%d]: partition not owned", len(records), tp.topic, tp.partition)
+                continue
+            if part.next_offset is not None and records[0].offset < part.next_offset:
+                behind = [r for r in records if r.offset < part.next_offset]
+                records = records[len(behind):]
+                self.stats.skipped_behind_checkpoint += len(behind)
+                if not part.warned_behind:
+                    part.warned_behind = True
+                    log.warning(
+                        "%s[%d]: Kafka delivered offsets from %d but the checkpoint already covers up to %d; "
+                        "skipping them so they are not counted twice (was the topic re-created?)",
+                        tp.topic, tp.partition, behind[0].offset, part.next_offset - 1,
+                    )
+                if not records:
+                    continue
+            if part.next_offset is not None and records[0].offset > part.next_offset:
+                log.warning(
+                    "%s[%d]: offsets %d..%d are gone (retention or compaction) and were never seen by Janus",
+                    tp.topic, tp.partition, part.next_offset, records[0].offset - 1,
+                )
+            self._process_partition(tp, part, records)
+
+    def _process_partition(self, tp: Any, part: _Partition, records: list) -> None:
+        traffic = self.traffic_by_topic.get(tp.topic)
+        topic, partition = tp.topic, tp.partition
+
+        def locate(position: int) -> str:
+            return f"{topic}[{partition}]@{position}"
+
+        for run in _contiguous_runs(records):
+            result = part.pipeline.process(
+                [r.value for r in run], traffic=traffic, first_position=run[0].offset, locate=locate
+            )
+            if result.rejections:
+                first = run[0].offset
+                for rejection in result.rejections:
+                    record = run[rejection.position - first]
+                    self._send(("dlq", record, rejection.reason, rejection.message))
+            for event in result.alerts:
+                self._emit_alert(event)
+            self.stats.records += len(run)
+            self.stats.accepted += len(result.accepted)
+            self.stats.rejected += len(result.rejections)
+            self.stats.alerts += len(result.alerts)
+            if self.on_batch is not None:
+                self.on_batch(topic, partition, result)
+        part.next_offset = records[-1].offset + 1
+        part.records += len(records)
+        part.dirty = True
+        self._since_checkpoint += len(records)
+
+    def _emit_alert(self, event: Any) -> None:
+        payload = orjson.dumps(event.to_dict())
+        self._send(("alert", event.model_id.encode("utf-8"), payload))
+        if self.alert_stream is not None:
+            try:
+                self.alert_stream.write(payload.decode("utf-8") + "\n")
+                self.alert_stream.flush()
+            except (OSError, ValueError):  # a closed pipe must not stop detection
+                pass
+
+    # ---- outputs --------------------------------------------------------------------------------
+
+    def _send(self, what: tuple) -> None:
+        """Send one output (``("alert", key, payload)`` or ``("dlq", record, reason, message)``)."""
+        try:
+            if what[0] == "alert":
+                _, key, payload = what
+                future = self._producer.send(self.alert_topic, key=key, value=payload)
+            else:
+                _, record, reason, message = what
+                future = self._dlq.send_record(record, reason, message)
+        except Exception as exc:  # raised before queueing: buffer full / metadata timeout / too large
+            self._failed_outputs.append((what, exc))
+            return
+        failed = self._failed_outputs
+        future.add_errback(lambda exc: failed.append((what, exc)))
+
+    def _flush_outputs(self, attempts: int = 5) -> bool:
+        """Deliver every alert and dead letter sent so far; False if some could not be delivered.
+
+        Retriable failures (the cluster is away) are resent with backoff; an output Kafka refuses
+        for good (too large for the broker, not authorised, invalid topic) is logged as an error
+        with its source and counted in ``stats.outputs_dropped`` instead of blocking the stream.
+        """
+        if self._producer is None:
+            return True
+        delay = 1.0
+        for attempt in range(attempts + 1):
+            try:
+                self._producer.flush(timeout=60)
+            except Exception as exc:  # KafkaTimeoutError while the cluster is away
+                log.warning("flushing alerts/dead letters to Kafka failed: %s", exc)
+            if not self._failed_outputs:
+                return True
+            failed = list(self._failed_outputs)
+            self._failed_outputs.clear()
+            retry = []
+            for what, exc in failed:
+                if getattr(exc, "retriable", False) or _is_timeout(exc):
+                    retry.append(what)
+                else:
+                    self.stats.outputs_dropped += 1
+                    log.error("Kafka refused %s: %s: %s", _describe_output(what), type(exc).__name__, exc)
+            if not retry:
+                return True
+            if attempt == attempts:
+                self._failed_outputs.extend((what, None) for what in retry)
+                return False
+            log.warning("%d alerts/dead letters not delivered yet (Kafka unavailable?); resending in %.0f s "
+                        "(attempt %d of %d)", len(retry), delay, attempt + 1, attempts)
+            time.sleep(delay)
+            delay = min(30.0, delay * 2)
+            for what in retry:
+                self._send(what)
+        return not self._failed_outputs
+
+    # ---- checkpoints ----------------------------------------------------------------------------
+
+    def _maybe_checkpoint(self) -> None:
+        if self._since_checkpoint >= self.every_records or (
+            self._since_checkpoint and time.monotonic() - self._last_checkpoint >= self.every_seconds
+        ):
+            self._checkpoint(commit=True, reason="periodic")
+
+    def _write_checkpoints(self, parts: list[_Partition]) -> list[_Partition]:
+        """Flush outputs, then checkpoint the dirty partitions; returns those written."""
+        dirty = [p for p in parts if p.dirty and p.next_offset is not None]
+        if not dirty:
+            return []
+        if not self._flush_outputs():
+            log.error(
+                "not checkpointing %s: alerts or dead letters could not be delivered to Kafka; their records "
+                "will be processed again after a restart",
+                ", ".join(f"{p.topic}[{p.partition}]" for p in dirty),
+            )
+            return []
+        written = []
+        for part in dirty:
+            meta, arrays = part.pipeline.state()
+            doc = {
+                "format": CHECKPOINT_FORMAT,
+                "pipeline": meta,
+                "service": {"writer": self.client_id, "records_since_assignment": part.records},
+            }
+            try:
+                self.checkpoints.save(part.topic, part.partition, part.next_offset, doc, arrays)
+            except (OSError, JanusError) as exc:
+                log.error("checkpoint of %s[%d] failed: %s", part.topic, part.partition, exc)
+                continue
+            part.dirty = False
+            part.checkpoint_offset = part.next_offset
+            written.append(part)
+            self.stats.checkpoints += 1
+        return written
+
+    def _checkpoint(self, *, commit: bool, reason: str) -> None:
+        parts = list(self._parts.values())
+        written = self._write_checkpoints(parts)
+        self._since_checkpoint = 0
+        self._last_checkpoint = time.monotonic()
+        if written:
+            log.debug("%s checkpoint: %s", reason, ", ".join(f"{p.topic}[{p.partition}]@{p.next_offset}" for p in written))
+        if commit:
+            offsets = self._offsets([p for p in parts if p.checkpoint_offset is not None])
+            if offsets:
+                self._commit_sync(offsets)
+
+    def _offsets(self, parts: list[_Partition]) -> dict:
+        from kafka import OffsetAndMetadata, TopicPartition
+
+        return {
+            TopicPartition(p.topic, p.partition): OffsetAndMetadata(p.checkpoint_offset, "", -1)
+            for p in parts
+            if p.checkpoint_offset is not None
+        }
+
+    def _commit_sync(self, offsets: dict) -> None:
+        try:
+            self._consumer.commit(offsets, timeout_ms=10_000)
+            self.stats.commits += 1
+        except Exception as exc:  # the checkpoint is the source of truth; the commit is for lag monitoring
+            self.stats.commit_failures += 1
+            log.warning("committing offsets to Kafka failed (%s: %s); will retry at the next checkpoint",
+                        type(exc).__name__, exc)
+
+    # ---- rebalance callbacks (IO thread, main thread blocked in poll/close) ---------------------
+
+    def _on_assigned(self, assigned: set) -> None:
+        for tp in sorted(assigned):
+            if tp in self._parts:
+                continue
+            try:
+                checkpoint = self.checkpoints.load(tp.topic, tp.partition)
+                if checkpoint is None:
+                    pipeline = Pipeline(self.store, self.config, self.arl)
+                    offset = None
+                else:
+                    offset, doc, arrays = checkpoint
+                    if doc.get("format") != CHECKPOINT_FORMAT or "pipeline" not in doc:
+                        raise CheckpointCorrupt(self.checkpoints.path(tp.topic, tp.partition),
+                                                "not written by this version of the stream service")
+                    pipeline = Pipeline.restore(self.store, self.config, doc["pipeline"], arrays, arl=self.arl)
+            except JanusError as exc:
+                # Never guess: a partition whose state cannot be restored is not consumed at all.
+                self._consumer.pause(tp)
+                log.error("cannot take over %s[%d]: %s", tp.topic, tp.partition, exc)
+                if self._fatal is None:
+                    self._fatal = JanusError(f"cannot take over {tp.topic}[{tp.partition}]: {exc}")
+                continue
+            if offset is not None:
+                pass  # MUTANT
+                log.info("assigned %s[%d]: restored from checkpoint at offset %d (%d models)",
+                         tp.topic, tp.partition, offset, len(pipeline.monitors))
+            else:
+                log.info("assigned %s[%d]: no checkpoint, starting fresh at the committed or earliest offset",
+                         tp.topic, tp.partition)
+            self._parts[tp] = _Partition(tp.topic, tp.partition, pipeline, offset, offset)
+        self.stats.assigned = self.assignment()
+
+    async def _on_revoked(self, revoked: set) -> None:
+        parts = [self._parts[tp] for tp in sorted(revoked) if tp in self._parts]
+        if parts:
+            self._write_checkpoints(parts)
+            offsets = self._offsets(parts)
+            if offsets:
+                try:
+                    await self._consumer.commit_async(offsets)
+                    self.stats.commits += 1
+                except Exception as exc:
+                    self.stats.commit_failures += 1
+                    log.warning("committing revoked offsets failed (%s: %s); the checkpoints still hold them",
+                                type(exc).__name__, exc)
+            log.info("revoked %s", ", ".join(f"{p.topic}[{p.partition}]@{p.next_offset}" for p in parts))
+        for tp in revoked:
+            self._parts.pop(tp, None)
+        self.stats.assigned = self.assignment()
+
+    def _on_lost(self, lost: set) -> None:
+        # The group already gave these partitions to someone else: writing their checkpoints now
+        # could overwrite the new owner's newer state. Records since our last checkpoint will be
+        # processed again by the new owner.
+        dropped = [tp for tp in lost if self._parts.pop(tp, None) is not None]
+        if dropped:
+            log.warning("lost %s without a chance to checkpoint (session expired?)",
+                        ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(dropped)))
+        self.stats.assigned = self.assignment()
+
+    # ---- baselines ------------------------------------------------------------------------------
+
+    def _maybe_refresh_baselines(self) -> None:
+        if time.monotonic() - self._last_refresh < self.refresh_baselines_every_s:
+            return
+        self._last_refresh = time.monotonic()
+        for part in self._parts.values():
+            for model_id, old, new in part.pipeline.refresh_baselines():
+                log.info("%s[%d]: baseline of %s switched %s → %s (its detectors restart)",
+                         part.topic, part.partition, model_id, old, new)
+                part.dirty = True
+
+    # ---- connection and shutdown ----------------------------------------------------------------
+
+    def _connect(self) -> bool:
+        """Create the producer and consumer, retrying while Kafka is unavailable; False if stopped."""
+        from kafka import KafkaConsumer, KafkaProducer
+
+        servers = ",".join(self._consumer_kwargs["bootstrap_servers"])
+        delay, started = 1.0, time.monotonic()
+        while not self._stop.is_set():
+            try:
+                if self._producer is None:
+                    self._producer = KafkaProducer(**self._producer_kwargs)
+                    self._dlq = DeadLetterPublisher(self._producer, self.dlq_topic_template)
+                self._consumer = KafkaConsumer(**self._consumer_kwargs)
+                log.info("connected to Kafka at %s", servers)
+                return True
+            except Exception as exc:  # NoBrokersAvailable, KafkaTimeoutError, OSError, ...
+                waited = time.monotonic() - started
+                if self.unavailable_timeout_s is not None and waited >= self.unavailable_timeout_s:
+                    raise JanusError(
+                        f"Kafka at {servers} unavailable for {waited:.0f} s ({type(exc).__name__}: {exc})"
+                    ) from None
+                log.warning("Kafka at %s is unavailable (%s: %s); retrying in %.0f s",
+                            servers, type(exc).__name__, exc, delay)
+                self._stop.wait(delay)
+                delay = min(30.0, delay * 2)
+        return False
+
+    def _close(self) -> None:
+        consumer = self._consumer
+        if consumer is not None:
+            try:
+                # Runs the revoke callback (checkpoint + commit of anything still dirty), then leaves the group.
+                consumer.close(autocommit=False, timeout_ms=10_000)
+            except Exception as exc:
+                log.warning("closing the Kafka consumer: %s", exc)
+            self._consumer = None
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.flush(timeout=30)
+                producer.close(timeout=10)
+            except Exception as exc:
+                log.warning("closing the Kafka producer: %s", exc)
+        self._parts.clear()
+        self.running.clear()
+
+    def _install_signals(self) -> dict:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous = {}
+
+        def handler(signum: int, frame: Any) -> None:
+            self._signals += 1
+            if self._signals > 1:
+                self._restore_signals(previous)
+                raise KeyboardInterrupt
+            self.stop(f"received {signal.Signals(signum).name}")
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.getsignal(signum)
+            signal.signal(signum, handler)
+        return previous
+
+    @staticmethod
+    def _restore_signals(previous: dict) -> None:
+        for signum, handler in previous.items():
+            try:
+                signal.signal(signum, handler)
+            except (ValueError, TypeError):
+                pass
+
+
+def _contiguous_runs(records: list) -> list[list]:
+    """Split records into runs of consecutive offsets (almost always a single run)."""
+    if records[-1].offset - records[0].offset + 1 == len(records):
+        return [records]
+    runs, start = [], 0
+    for i in range(1, len(records)):
+        if records[i].offset != records[i - 1].offset + 1:
+            runs.append(records[start:i])
+            start = i
+    runs.append(records[start:])
+    return runs
+
+
+def _is_timeout(exc: BaseException | None) -> bool:
+    return exc is None or "Timeout" in type(exc).__name__
+
+
+def _describe_output(what: tuple) -> str:
+    if what[0] == "alert":
+        return f"an alert for {what[1].decode('utf-8', 'replace')} ({len(what[2])} bytes)"
+    record = what[1]
+    size = len(record.value) if record.value is not None else 0
+    return f"the dead letter of {record.topic}[{record.partition}]@{record.offset} ({size} bytes, {what[2]})"
