@@ -86,6 +86,7 @@ class DetectionConfig:
     shrinkage: float = 50.0
     resolve_fraction: float = 0.01
     window_half_life: float = 2_000.0
+    features: list[str] = field(default_factory=list)  # monitor only these (default: every feature)
 
     def arl_for(self, model_id: str) -> float:
         return float(self.model_arl.get(model_id, self.arl))
@@ -232,6 +233,10 @@ def load_config(path: str | Path | None) -> JanusConfig:
         raise JanusError(f"{path}: configuration file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise JanusError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise JanusError(f"{path}: not valid TOML: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:  # a folder, no permission, ...
+        raise JanusError(f"{path}: cannot read configuration file: {exc.strerror or exc}") from None
     try:
         return parse_config(data)
     except JanusError as exc:

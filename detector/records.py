@@ -218,7 +218,10 @@ def parse_timestamp(value: Any, label: str = "timestamp") -> float:
         raise _Reject("bad_timestamp", f"{label}: {value[:40]!r} is not an RFC 3339 time") from None
     if parsed.tzinfo is None:
         raise _Reject("bad_timestamp", f"{label}: {value!r} has no UTC offset (RFC 3339 needs one, e.g. 'Z')")
-    return parsed.timestamp()
+    seconds = parsed.timestamp()
+    if not (0 <= seconds < 1e11):  # the same range as epoch seconds, so a record re-serialised still parses
+        raise _Reject("bad_timestamp", f"{label}: {value!r} is out of range (epoch seconds must be in [0, 1e11))")
+    return seconds
 
 
 def _decision(obj: Any, limits: LimitsConfig, traffic_hint: str | None, position: int) -> Decision:
@@ -360,7 +363,7 @@ def parse_values(
                 text = str(exc)
                 if "utf-8" in text.lower() or "surrogate" in text.lower():
                     raise _Reject("not_utf8", f"not valid UTF-8: {text[:80]}") from None
-                if "recursion" in text.lower():
+                if "recursion" in text.lower() or "depth limit" in text.lower():
                     raise _Reject("too_deep", "JSON nested too deeply") from None
                 raise _Reject("not_json", f"not JSON: {text[:80]}") from None
             decisions.append(_decision(obj, limits, traffic, position))

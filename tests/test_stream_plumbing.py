@@ -322,14 +322,18 @@ def test_dead_letters_keep_bytes_and_carry_headers(kafka_bootstrap, unique_topic
     # ... and from raw values at given offsets, with an over-long message.
     for i, value in enumerate(raw_values[1:], start=1):
         dlq.send(source, 3, 1000 + i, value, "bad_type", "é" * 2000 if i == 3 else f"problem {i}")
+    dlq.send(source, 0, 7, None, "empty", "null value")  # keyless tombstone
     dlq.flush()
     producer.close()
-    assert dlq.sent == 4
+    assert dlq.sent == 5
 
     out = KafkaConsumer(**kafka_kwargs("consumer", bootstrap_servers=kafka_bootstrap, group_id=None))
     out.assign([TopicPartition(f"{source}.dlq", 0)])
-    letters = _drain(out, 4)
+    letters = _drain(out, 5)
     out.close()
+    tombstone = letters.pop()
+    assert tombstone.value == b"" and dict(tombstone.headers)["janus-null-value"] == b"1"
+    assert dict(tombstone.headers)["janus-source-offset"] == b"7"
     assert [r.value for r in letters] == raw_values
     first = dict(letters[0].headers)
     assert first["janus-reason"] == b"not_json"
@@ -893,6 +897,35 @@ def test_two_services_split_partitions_and_hand_over_state(
         offset, doc, arrays = store_ck.load(topic, p)
         assert offset == len(vals)
         _assert_same_state((doc["pipeline"], arrays), ref_state)
+
+
+@pytest.mark.kafka
+def test_service_failing_mid_batch_keeps_the_last_consistent_checkpoint(
+    kafka_bootstrap, unique_topic, unique_name, tmp_path, drift_data
+):
+    """An exception after the pipeline took a batch but before its offset was recorded (here: in
+    the on_batch hook) must not checkpoint that half-counted state."""
+    store, values, _ = drift_data
+    topic, group = unique_topic("boom"), unique_name("g")
+    _produce(kafka_bootstrap, topic, values[:2000])
+    calls = []
+
+    def on_batch(t, p, result):
+        calls.append(len(result.accepted))
+        if len(calls) == 4:
+            raise RuntimeError("metrics exporter exploded")
+
+    # Batches of <= 500 records, a checkpoint every 1000: when the 4th batch fails, the 3rd is
+    # processed but not checkpointed, so the shutdown path has dirty state to (not) write.
+    service = _service(store, kafka_bootstrap, topic, group, tmp_path / "ckpt", on_batch=on_batch,
+                       checkpoint_every_records=1000)
+    with pytest.raises(RuntimeError, match="exploded"):
+        service.run(install_signal_handlers=False)
+    offset, doc, arrays = CheckpointStore(tmp_path / "ckpt", group=group).load(topic, 0)
+    assert 0 < offset < service.stats.records, (offset, service.stats.records)
+    _, ref_state = _reference(store, values[:offset])
+    _assert_same_state((doc["pipeline"], arrays), ref_state)
+    assert _committed(kafka_bootstrap, group, topic, 0) == offset
 
 
 @pytest.mark.kafka

@@ -40,7 +40,7 @@ _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 def model_dirname(model_id: str) -> str:
     """A folder name for a model id that cannot escape the store (``../x`` → ``.._x-<hash>``)."""
     safe = _SAFE.sub("_", model_id)[:80].lstrip(".")
-    if safe != model_id or not safe:
+    if safe != model_id or not safe or safe == AUDIT_FILE:  # the audit log shares the root
         safe = f"{safe or 'model'}-{hashlib.sha256(model_id.encode()).hexdigest()[:12]}"
     return safe
 
@@ -98,7 +98,9 @@ class BaselineStore:
     @contextmanager
     def _lock(self, model_id: str):
         model_dir = self._model_dir(model_id)
+        self._check_no_links(self.root, model_dir)  # before creating anything through a link
         model_dir.mkdir(parents=True, exist_ok=True)
+        self._check_no_links(model_dir / ".lock")
         with open(model_dir / ".lock", "a+") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
@@ -175,8 +177,10 @@ class BaselineStore:
         for model_dir in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
             numbers = sorted((p for p in model_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
             if numbers:
-                meta = orjson.loads((numbers[-1] / META_FILE).read_bytes())
-                out.append(meta["model_id"])
+                try:
+                    out.append(orjson.loads((numbers[-1] / META_FILE).read_bytes())["model_id"])
+                except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
+                    raise JanusError(f"{numbers[-1] / META_FILE}: unreadable baseline metadata: {exc}") from None
         return out
 
     def active_version(self, model_id: str) -> str | None:
@@ -307,8 +311,9 @@ class BaselineStore:
         path = self.root / AUDIT_FILE
         if not path.exists():
             return []
-        entries = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
-        return [e for e in entries if model_id is None or e["model_id"] == model_id]
+        entries = [_audit_entry(path, n, line) for n, line in enumerate(path.read_bytes().splitlines(), 1)
+                   if line.strip()]
+        return [e for e in entries if model_id is None or e.get("model_id") == model_id]
 
     def verify_audit(self) -> int:
         """Check the hash chain of the audit log; returns the number of entries."""
@@ -316,8 +321,18 @@ class BaselineStore:
         lines = path.read_bytes().splitlines() if path.exists() else []
         prev = ""
         for number, line in enumerate(lines, 1):
-            entry = orjson.loads(line)
+            entry = _audit_entry(path, number, line)
             if entry.get("prev_sha256") != prev:
                 raise JanusError(f"{path}:{number}: audit chain broken (an earlier entry was edited or removed)")
             prev = hashlib.sha256(line).hexdigest()
         return len(lines)
+
+
+def _audit_entry(path: Path, number: int, line: bytes) -> dict:
+    try:
+        entry = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        entry = None
+    if not isinstance(entry, dict):
+        raise JanusError(f"{path}:{number}: not an audit entry (the log was edited or truncated)")
+    return entry

@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "detector.cli.simulate_cmd",
     "detector.cli.baseline_cmd",
     "detector.cli.backtest_cmd",
+    "detector.cli.demo_cmd",
 ]
 
 

@@ -64,7 +64,10 @@ def register(sub) -> None:
 def _build(args) -> int:
     config = config_of(args)
     store = store_of(args, config)
-    parsed = read_decisions(args.input, config.limits)
+    try:
+        parsed = read_decisions(args.input, config.limits)
+    except OSError as exc:
+        raise JanusError(f"{args.input}: cannot read input: {exc.strerror or exc}") from None
     result = build_baselines(parsed.decisions, config, model_id=args.model_id,
                              allow_production=args.allow_production, source=str(args.input),
                              reason=args.reason, actor=args.actor or default_actor())

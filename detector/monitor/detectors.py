@@ -111,6 +111,6 @@ def sr_path(log_r0: np.ndarray, llr: np.ndarray) -> np.ndarray:
     return cum + acc
 
 
-def mixture(log_r: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """log of the mean of each feature's components: (n, C) → (n, F)."""
-    return np.logaddexp.reduceat(log_r, starts, axis=-1) - np.log(sizes)
+def mixture(log_r: np.ndarray, starts: np.ndarray, log_weights: np.ndarray) -> np.ndarray:
+    """log of each feature's weighted sum of components, (n, C) → (n, F); weights 1/size = mean."""
+    return np.logaddexp.reduceat(log_r, starts, axis=-1) + log_weights

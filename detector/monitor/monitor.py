@@ -73,6 +73,8 @@ class Monitor:
         self.expected: list[np.ndarray] = []  # point estimates P(code | cell), per monitored feature
         width = 0
         for j, spec in enumerate(fz.specs):
+            if config.features and spec.name not in config.features:
+                continue
             comps = feature_components(spec.n_codes, spec.ordered, list(config.tilts), list(config.shares))
             if not comps:
                 continue
@@ -90,7 +92,8 @@ class Monitor:
             width += len(comps)
         self._tables = tables
         self._starts = np.array(starts, dtype=np.int64)
-        self._sizes = np.array(sizes, dtype=np.float64)
+        self._sizes = np.array(sizes, dtype=np.int64)
+        self._log_weights = -np.log(np.maximum(self._sizes, 1)).astype(np.float64)  # the family's mean
         n_features = len(self.features)
         # Bonferroni over the model's features (the mixture already covers each feature's family).
         self.log_threshold = float(np.log(self.arl) + np.log(max(n_features, 1)))
@@ -118,7 +121,7 @@ class Monitor:
         return float(np.exp(self.log_threshold))
 
     def _segment_mixtures(self) -> np.ndarray:
-        return mixture(self.log_r, self._starts, self._sizes)  # (segments, features)
+        return mixture(self.log_r, self._starts, self._log_weights)  # (segments, features)
 
     def statistics(self) -> list[Statistic]:
         mix = self._segment_mixtures()
@@ -199,7 +202,7 @@ class Monitor:
         base = 0
         r0 = self.log_r[s].copy()
         path = sr_path(r0, llr)
-        mix = mixture(path, self._starts, self._sizes)
+        mix = mixture(path, self._starts, self._log_weights)
         scan = 0
         while scan < len(path):
             firing = self.firing[s]
@@ -226,7 +229,7 @@ class Monitor:
                     r0[self._starts[f]: self._starts[f] + int(self._sizes[f])] = -np.inf
                 base += at + 1
                 path = sr_path(r0, llr[base:]) if base < len(llr) else np.empty((0, len(r0)))
-                mix = mixture(path, self._starts, self._sizes) if len(path) else np.empty((0, len(self.features)))
+                mix = mixture(path, self._starts, self._log_weights) if len(path) else np.empty((0, len(self.features)))
                 scan = 0
             else:
                 scan = at + 1
@@ -336,7 +339,7 @@ class Monitor:
         segment_n = np.bincount(self._cell_segment, seen, self.n_segments)
         for s in np.flatnonzero(segment_n):
             self.log_r[s] = step[s] + np.logaddexp(0.0, self.log_r[s])
-            mix = mixture(self.log_r[s][None, :], self._starts, self._sizes)[0]
+            mix = mixture(self.log_r[s][None, :], self._starts, self._log_weights)[0]
             for f in range(len(self.features)):
                 crossed = mix[f] < self.log_resolve if self.firing[s, f] else mix[f] >= self.log_threshold
                 if crossed:

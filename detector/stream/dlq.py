@@ -13,7 +13,9 @@ configurable) with these headers (values UTF-8):
 ==========================  ===========================================================
 
 so an operator can fix the producer and replay the dead letters, or find the original.
-Original headers of the record are kept after Janus's own.
+Original headers of the record are kept after Janus's own. Kafka clients cannot send a record
+with neither key nor value, so such a record (a keyless tombstone) is dead-lettered with an
+empty value and the header ``janus-null-value: 1``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ HEADER_MESSAGE = "janus-message"
 HEADER_TOPIC = "janus-source-topic"
 HEADER_PARTITION = "janus-source-partition"
 HEADER_OFFSET = "janus-source-offset"
+HEADER_NULL_VALUE = "janus-null-value"
 
 
 def dlq_headers(reason: str, message: str, topic: str, partition: int, offset: int) -> list[tuple[str, bytes]]:
@@ -89,6 +92,9 @@ class DeadLetterPublisher:
         if value is not None and not isinstance(value, (bytes, bytearray, memoryview)):
             raise TypeError(f"dead-letter value must be bytes or None, not {type(value).__name__}")
         all_headers = dlq_headers(reason, message, source_topic, partition, offset)
+        if value is None and key is None:
+            all_headers.append((HEADER_NULL_VALUE, b"1"))
+            value = b""
         if headers:
             all_headers.extend((str(k), bytes(v) if v is not None else b"") for k, v in headers)
         future = self.producer.send(

@@ -200,6 +200,8 @@ class StreamService:
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
         self._last_refresh = time.monotonic()
+        self._down_since: float | None = None
+        self._down_logged = 0.0
         self.running = threading.Event()  # set once the group is joined and records can flow
 
     # ---- public -------------------------------------------------------------------------------
@@ -274,16 +276,45 @@ class StreamService:
                 break
             if self._parts and not self.running.is_set():
                 self.running.set()
+            self._watch_connection()
             if batch:
                 self._process(batch)
             self._maybe_checkpoint()
             self._maybe_refresh_baselines()
 
+    def _watch_connection(self) -> None:
+        """Say so, in our own words, when the group coordinator has been out of reach for a while.
+
+        kafka-python reconnects by itself and logs every failed attempt; this adds one clear
+        line every 30 s while the outage lasts and one when it ends. (Reads kafka-python's
+        ``coordinator_id``, which is None while no coordinator is reachable.)
+        """
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        if coordinator is None or not hasattr(coordinator, "coordinator_id"):
+            return
+        now = time.monotonic()
+        if coordinator.coordinator_id is None:
+            if self._down_since is None:
+                self._down_since, self._down_logged = now, 0.0
+            elif now - self._down_since >= 5.0 and now - self._down_logged >= 30.0:
+                self._down_logged = now
+                log.warning(
+                    "no contact with the Kafka group coordinator (bootstrap %s) for %.0f s; reconnecting, "
+                    "consumption resumes when Kafka is back",
+                    ",".join(self._consumer_kwargs["bootstrap_servers"]), now - self._down_since,
+                )
+        elif self._down_since is not None:
+            if self._down_logged:
+                log.info("Kafka reachable again after %.0f s", now - self._down_since)
+            self._down_since = None
+
     def _process(self, batch: dict) -> None:
         self.stats.batches += 1
         for tp, records in batch.items():
+            if not records:
+                continue
             part = self._parts.get(tp)
-            if part is None or not records:
+            if part is None:
                 log.warning("dropping %d fetched records of %s[%d]: partition not owned", len(records), tp.topic, tp.partition)
                 continue
             if part.next_offset is not None and records[0].offset < part.next_offset:
@@ -304,7 +335,17 @@ class StreamService:
                     "%s[%d]: offsets %d..%d are gone (retention or compaction) and were never seen by Janus",
                     tp.topic, tp.partition, part.next_offset, records[0].offset - 1,
                 )
-            self._process_partition(tp, part, records)
+            try:
+                self._process_partition(tp, part, records)
+            except BaseException:
+                # The pipeline may hold part of this batch while next_offset does not: checkpointing
+                # it now would count those records twice after a restart. Forget the partition so
+                # no revoke/shutdown checkpoint is written; its last checkpoint stays valid.
+                self._parts.pop(tp, None)
+                log.error("%s[%d]: processing failed mid-batch; its state since the last checkpoint "
+                          "is discarded (records from offset %s will be processed again)",
+                          tp.topic, tp.partition, part.checkpoint_offset)
+                raise
 
     def _process_partition(self, tp: Any, part: _Partition, records: list) -> None:
         traffic = self.traffic_by_topic.get(tp.topic)
@@ -495,7 +536,7 @@ class StreamService:
                     self._fatal = JanusError(f"cannot take over {tp.topic}[{tp.partition}]: {exc}")
                 continue
             if offset is not None:
-                pass  # MUTANT
+                self._consumer.seek(tp, offset)
                 log.info("assigned %s[%d]: restored from checkpoint at offset %d (%d models)",
                          tp.topic, tp.partition, offset, len(pipeline.monitors))
             else:

@@ -1,0 +1,211 @@
+"""The detection contract (DESIGN.md): ARL held on null streams, delay near the oracle, behaviour
+judged given the input, exact checkpoint/restore. Fixed seeds throughout, so nothing can flake."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pytest
+from scipy import stats
+
+from detector.backtest import run_backtest
+from detector.baseline import BaselineStore, build_baseline
+from detector.baseline.model import count_codes
+from detector.config import DetectionConfig, JanusConfig
+from detector.monitor import Monitor
+from detector.pipeline import Pipeline
+from detector.records import Decision, parse_values
+from detector.simulate import simulate
+
+ACTIONS = np.array(["close", "escalate", "isolate_host", "answer"])
+
+
+def synthetic(rng, n, traffic, p_refuse=0.05, action_p=(0.6, 0.3, 0.05, 0.05), latency_mu=6.0, start=0):
+    """Decisions with refusal, action and latency only: fast enough for hundreds of null runs."""
+    refused = rng.random(n) < p_refuse
+    actions = ACTIONS[rng.choice(len(ACTIONS), n, p=action_p)]
+    latency = rng.lognormal(latency_mu, 0.5, n)
+    return [Decision(f"{traffic}-{start + i}", float(start + i), "m", traffic, refused=bool(r), action=str(a),
+                     latency_ms=float(t), position=start + i)
+            for i, (r, a, t) in enumerate(zip(refused, actions, latency))]
+
+
+def alarms(monitor: Monitor, decisions, chunk=5000):
+    out = []
+    for i in range(0, len(decisions), chunk):
+        out += [e for e in monitor.update(decisions[i:i + chunk]) if e.status == "firing"]
+    return out
+
+
+@pytest.mark.parametrize("n_baseline", [500, 5000, 50_000])
+def test_null_streams_respect_the_arl_with_estimated_baselines(n_baseline):
+    """Baselines re-estimated in every run; all features and tests of the model together."""
+    arl, runs, length = 2000.0, 8, 20_000
+    total = 0
+    for seed in range(runs):
+        rng = np.random.default_rng(1000 * n_baseline + seed)
+        monitor = Monitor(build_baseline(synthetic(rng, n_baseline, "evaluation")), arl=arl)
+        total += len(alarms(monitor, synthetic(rng, length, "production")))
+    expected = runs * length / arl  # the most false alarms the ARL allows on average
+    assert total <= stats.poisson.ppf(0.999, expected), (total, expected)
+
+
+def test_an_uncorrected_threshold_fails_the_same_test():
+    """Control: point-estimate nulls and a per-test threshold break the ARL, so the test above can
+    fail. Measured as time to the first false alarm (an open alert hides later ones)."""
+    arl, runs, length, n_baseline = 2000.0, 8, 20_000, 500
+    first_alarms, exposure = 0, 0
+    for seed in range(runs):
+        rng = np.random.default_rng(1000 * n_baseline + seed)
+        monitor = Monitor(build_baseline(synthetic(rng, n_baseline, "evaluation")), arl=arl,
+                          config=DetectionConfig(credible_level=0.5))
+        # Per test: every component against the ARL itself (a sum, not the family's mean; no
+        # Bonferroni split over features), each null the baseline's point estimate.
+        monitor._log_weights = np.zeros_like(monitor._log_weights)
+        monitor.log_threshold = float(np.log(arl))
+        production = synthetic(rng, length, "production")
+        fired = alarms(monitor, production)
+        first_alarms += bool(fired)
+        exposure += fired[0].record_index + 1 if fired else length
+    assert first_alarms > stats.poisson.ppf(0.999, exposure / arl), (first_alarms, exposure)
+
+
+def test_bernoulli_delay_is_within_twice_the_oracle():
+    """0.05→0.10 at ARL 1e4 on a single stream (one monitored feature): the oracle CUSUM needs ≈202
+    records; Janus, not told the direction or size of the change, must average ≤ 2× that."""
+    rng = np.random.default_rng(7)
+    baseline = build_baseline(synthetic(rng, 200_000, "evaluation", p_refuse=0.05))
+    delays = []
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        monitor = Monitor(baseline, arl=1e4, config=DetectionConfig(features=["refused"]))
+        before = alarms(monitor, synthetic(rng, 2000, "production", p_refuse=0.05))
+        if before:
+            continue  # a false alarm before the change: not a delay measurement
+        after = alarms(monitor, synthetic(rng, 5000, "production", p_refuse=0.10, start=2000))
+        first = [e for e in after if e.feature == "refused"]
+        assert first, f"seed {seed}: change not detected within 5000 records"
+        delays.append(first[0].record_index - 2000 + 1)
+    assert len(delays) >= 10
+    assert np.mean(delays) <= 2 * 202, delays
+
+
+@pytest.fixture(scope="module")
+def scenario_baseline(tmp_path_factory):
+    """All scenarios with one seed share their evaluation log, so one baseline serves them all."""
+    logs = simulate("no-change", 11, n_evaluation=20_000, n_production=100, change_at=10)
+    decisions = parse_values([orjson.dumps(r) for r in logs.evaluation]).decisions
+    return build_baseline(decisions)
+
+
+def _scenario_alarms(scenario, baseline):
+    logs = simulate(scenario, 11, n_evaluation=20_000, n_production=14_000, change_at=3000)
+    values = [orjson.dumps(r) for r in logs.production]
+    monitor = Monitor(baseline, arl=1e4)
+    events = []
+    for i in range(0, len(values), 2000):
+        events += monitor.update(parse_values(values[i:i + 2000], first_position=i).decisions)
+    return logs.truth, [e for e in events if e.status == "firing"]
+
+
+def test_no_change_raises_nothing(scenario_baseline):
+    _, fired = _scenario_alarms("no-change", scenario_baseline)
+    assert fired == []
+
+
+def test_input_mix_shift_is_an_input_alert_not_a_behaviour_alert(scenario_baseline):
+    _, fired = _scenario_alarms("input-shift", scenario_baseline)
+    assert {e.kind for e in fired} == {"input"}
+    assert all(e.severity == "warning" for e in fired)
+    assert any(e.feature == "input_cluster" for e in fired)
+
+
+@pytest.mark.parametrize("scenario,feature,code,direction", [
+    ("compliance-gap", "refused", "false", "up"),
+    ("gradual-ramp", "refused", "false", "up"),
+    ("tool-shift", "tool:send_email", "present", "up"),
+    ("reasoning-unmonitored", "oversight_phrases", None, "up"),
+])
+def test_each_real_change_is_found_on_the_right_feature(scenario_baseline, scenario, feature, code, direction):
+    truth, fired = _scenario_alarms(scenario, scenario_baseline)
+    behaviour = [e for e in fired if e.kind == "behaviour"]
+    assert behaviour, f"{scenario}: nothing fired"
+    assert all(e.record_index >= truth["change_index"] for e in behaviour)
+    first = behaviour[0]
+    assert (first.feature, first.direction) == (feature, direction)
+    if code is not None:
+        assert first.code == code
+    assert first.severity == "critical" and first.baseline_version == scenario_baseline.version
+    assert "in evaluation" in first.message and "in production" in first.message
+
+
+def test_compliance_gap_sentence_names_the_inputs_and_the_rates(scenario_baseline):
+    _, fired = _scenario_alarms("compliance-gap", scenario_baseline)
+    alert = fired[0]
+    # The cell that moved is a harmful-request template, and the rates straddle 5% → 20%.
+    assert alert.evaluation_rate < 0.12 < alert.production_rate
+    assert "on inputs like" in alert.message
+
+
+def test_checkpoint_restore_gives_identical_alerts(tmp_path):
+    logs = simulate("compliance-gap", 5, n_evaluation=8000, n_production=12_000, change_at=2000)
+    store = BaselineStore(tmp_path)
+    evaluation = parse_values([orjson.dumps(r) for r in logs.evaluation]).decisions
+    store.save(build_baseline(evaluation), actor="test", reason="test", activate=True)
+    values = [orjson.dumps(r) for r in logs.production]
+    config = JanusConfig(detection=DetectionConfig(arl=1e4))
+
+    def run(pipeline, start, stop, chunk):
+        out = []
+        for i in range(start, stop, chunk):
+            out += pipeline.process(values[i:min(i + chunk, stop)], first_position=i).alerts
+        return out
+
+    straight = run(Pipeline(store, config), 0, len(values), 1000)
+    assert straight, "the scenario must produce alerts for this test to mean anything"
+    first = Pipeline(store, config)
+    before = run(first, 0, 4500, 1000)
+    meta, arrays = first.state()
+    meta = orjson.loads(orjson.dumps(meta))  # as through a checkpoint file
+    restored = Pipeline.restore(store, config, meta, {k: v.copy() for k, v in arrays.items()})
+    after = run(restored, 4500, len(values), 700)  # different batch boundaries on purpose
+    key = lambda e: (e.record_index, e.feature, e.status, e.direction, e.code, round(e.statistic, 9))
+    assert [key(e) for e in before + after] == [key(e) for e in straight]
+
+
+def test_count_vectors_path_matches_records_path():
+    rng = np.random.default_rng(3)
+    baseline = build_baseline(synthetic(rng, 5000, "evaluation"))
+    production = synthetic(rng, 300, "production", p_refuse=0.3)
+    by_records = Monitor(baseline, arl=1e4)
+    by_records.update(production)
+    by_counts = Monitor(baseline, arl=1e4)
+    fz = baseline.featurizer
+    for d in production:  # one record per count vector: the same e-values, the same statistics
+        by_counts.update_counts(count_codes(fz.transform([d]), fz.n_cells, [s.n_codes for s in fz.specs]))
+    np.testing.assert_allclose(by_counts.log_r, by_records.log_r, rtol=1e-9, atol=1e-9)
+
+
+def test_backtest_record_index_is_the_line_number(tmp_path):
+    rng = np.random.default_rng(4)
+    store = BaselineStore(tmp_path / "store")
+    store.save(build_baseline(synthetic(rng, 5000, "evaluation")), actor="t", reason="t", activate=True)
+    lines = [orjson.dumps(d.to_dict()) for d in synthetic(rng, 6000, "production", p_refuse=0.4)]
+    lines[10:10] = [b"", b"not json", b'{"decision_id": 1}']
+    path = tmp_path / "live.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    fired = []
+    summary = run_backtest(path, Pipeline(store, JanusConfig(detection=DetectionConfig(arl=1e4))),
+                           on_alert=fired.append)
+    assert summary.records == len(lines) and summary.accepted == 6000
+    assert dict(summary.rejected) == {"empty": 1, "not_json": 1, "wrong_type": 1}
+    assert fired
+    for event in fired:
+        if event.record_index >= 0:
+            assert orjson.loads(lines[event.record_index])["decision_id"] == event.decision_id
+
+
+def test_unknown_model_counts_as_baseline_missing(tmp_path):
+    pipeline = Pipeline(BaselineStore(tmp_path))
+    result = pipeline.process([orjson.dumps(d.to_dict()) for d in synthetic(np.random.default_rng(0), 5, "production")])
+    assert result.baseline_missing["m"] == 5 and result.alerts == []
