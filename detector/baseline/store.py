@@ -6,8 +6,9 @@
   under a per-model lock, so concurrent promote/rollback never leave it broken.
 * Model ids are sanitised into folder names: no id can write outside the store.
 * Symbolic links inside the store are refused.
-* ``audit.jsonl`` is append-only; each entry carries the SHA-256 of the previous line, so an
-  edited or deleted entry breaks the chain (``verify_audit``).
+* ``audit.jsonl`` is append-only; each entry carries the SHA-256 of the previous line and
+  ``audit.head`` the count and hash of the newest, so an edited or deleted entry, the last one
+  included, breaks the chain (``verify_audit``).
 """
 
 from __future__ import annotations
@@ -33,15 +34,17 @@ ARRAYS_FILE = "arrays.npz"
 MANIFEST_FILE = "MANIFEST.sha256"
 ACTIVE_FILE = "ACTIVE"
 AUDIT_FILE = "audit.jsonl"
+AUDIT_HEAD_FILE = "audit.head"
 FORMAT = 1
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 def model_dirname(model_id: str) -> str:
-    """A folder name for a model id that cannot escape the store (``../x`` → ``.._x-<hash>``)."""
+    """A folder name for a model id that cannot escape the store (``../x`` → ``_x+<hash>``)."""
     safe = _SAFE.sub("_", model_id)[:80].lstrip(".")
     if safe != model_id or not safe or safe == AUDIT_FILE:  # the audit log shares the root
-        safe = f"{safe or 'model'}-{hashlib.sha256(model_id.encode()).hexdigest()[:12]}"
+        # "+" never survives sanitising, so no unchanged id can collide with a hashed name.
+        safe = f"{safe or 'model'}+{hashlib.sha256(model_id.encode()).hexdigest()[:16]}"
     return safe
 
 
@@ -208,6 +211,7 @@ class BaselineStore:
         if not folder.is_dir():
             raise JanusError(f"{model_id}@{version}: no such baseline in {self.root}")
         manifest = folder / MANIFEST_FILE
+        self._check_no_links(manifest)
         if not manifest.is_file():
             raise JanusError(f"{manifest}: manifest missing; the baseline cannot be trusted")
         expected = {}
@@ -278,13 +282,22 @@ class BaselineStore:
         with self._lock(model_id) as model_dir:
             current = self.active_version(model_id)
             if to is None:
-                history = [e["version"] for e in self.audit(model_id) if e["action"] in ("promote", "rollback")]
-                # Walk back past the current version's activation to the one before it.
-                while history and history[-1] == current:
-                    history.pop()
-                if not history:
+                # Activations form a stack: a promotion pushes, a rollback pops, so repeated
+                # rollbacks keep walking back (3 → 2 → 1) instead of toggling between two versions.
+                stack: list[str] = []
+                for entry in self.audit(model_id):
+                    if entry["action"] == "promote":
+                        stack.append(entry["version"])
+                    elif entry["action"] == "rollback":
+                        while stack and stack[-1] != entry["version"]:
+                            stack.pop()
+                        if not stack:
+                            stack.append(entry["version"])
+                while stack and stack[-1] == current:
+                    stack.pop()
+                if not stack:
                     raise JanusError(f"{model_id}: no earlier active version to roll back to")
-                to = history[-1]
+                to = stack[-1]
             self._set_active(model_dir, model_id, to, actor, reason, "rollback")
             return to
 
@@ -301,9 +314,14 @@ class BaselineStore:
                 prev = hashlib.sha256(lines[-1]).hexdigest() if lines else ""
                 entry = {"time": _now(), "actor": actor, "action": action, "model_id": model_id,
                          "version": version, "reason": reason, **details, "prev_sha256": prev}
-                fh.write(orjson.dumps(entry) + b"\n")
+                line = orjson.dumps(entry)
+                fh.write(line + b"\n")
                 fh.flush()
                 os.fsync(fh.fileno())
+                # The head records the newest line's hash, so editing or dropping the last entry
+                # (which no later line vouches for) is detected too.
+                atomic_write(self.root / AUDIT_HEAD_FILE,
+                             f"{len(lines) + 1} {hashlib.sha256(line).hexdigest()}\n".encode())
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
@@ -325,6 +343,11 @@ class BaselineStore:
             if entry.get("prev_sha256") != prev:
                 raise JanusError(f"{path}:{number}: audit chain broken (an earlier entry was edited or removed)")
             prev = hashlib.sha256(line).hexdigest()
+        head_path = self.root / AUDIT_HEAD_FILE
+        head = head_path.read_text().split() if head_path.exists() else ["0", ""]
+        if lines and head != [str(len(lines)), prev]:
+            raise JanusError(f"{path}: the last entries do not match {head_path} "
+                             "(the newest entry was edited or removed)")
         return len(lines)
 
 

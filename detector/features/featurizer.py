@@ -139,7 +139,7 @@ class Featurizer:
         self.edges: dict[str, list[float]] = {}
         self.coders: dict[str, TextCoder] = {}
         self._cluster_labels: dict[str, list[str]] = {}
-        self._phrases = PhraseCounter(config.oversight_phrases, config.text_prefix_chars)
+        self._phrases = PhraseCounter(config.oversight_phrases, config.text_prefix_chars, config.text_cache_size)
         self._build_indexes()
 
     # ---- fitting -------------------------------------------------------------------------------

@@ -170,15 +170,24 @@ class PhraseCounter:
     alternation for a list of this size.
     """
 
-    def __init__(self, phrases: Sequence[str], prefix_chars: int = 2000):
+    def __init__(self, phrases: Sequence[str], prefix_chars: int = 2000, cache_size: int = 50_000):
         self.phrases = [p.lower() for p in phrases if p]
         self.prefix_chars = prefix_chars
+        self.cache_size = cache_size
+        self._cache: dict[str, int] = {}
 
     def count(self, text: str | None) -> int:
         if not text:
             return 0
-        lowered = text[: self.prefix_chars].lower()
-        return sum(lowered.count(p) for p in self.phrases)
+        text = text[: self.prefix_chars]
+        hit = self._cache.get(text)
+        if hit is None:
+            lowered = text.lower()
+            hit = sum(lowered.count(p) for p in self.phrases)
+            if len(self._cache) >= self.cache_size:
+                self._cache.clear()  # bounded; counts are the same with or without the cache
+            self._cache[text] = hit
+        return hit
 
     def counts(self, *fields: Sequence[str | None]) -> np.ndarray:
         """Total matches over the given text fields, per record."""

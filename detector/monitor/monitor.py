@@ -27,7 +27,14 @@ from detector.baseline.model import Baseline
 from detector.config import DetectionConfig
 from detector.features import BEHAVIOUR, FeatureMatrix
 from detector.monitor.alerts import SEVERITY, AlertEvent, describe, iso_time
-from detector.monitor.detectors import Component, feature_components, llr_table, mixture, sr_path
+from detector.monitor.detectors import (
+    Component,
+    feature_components,
+    llr_table,
+    mixture,
+    mixture_bounds,
+    sr_path,
+)
 from detector.monitor.nulls import code_bounds
 from detector.records import Decision
 
@@ -93,7 +100,8 @@ class Monitor:
         self._tables = tables
         self._starts = np.array(starts, dtype=np.int64)
         self._sizes = np.array(sizes, dtype=np.int64)
-        self._log_weights = -np.log(np.maximum(self._sizes, 1)).astype(np.float64)  # the family's mean
+        self._log_sizes = np.log(np.maximum(self._sizes, 1)).astype(np.float64)
+        self._log_weights = -self._log_sizes  # the family's mean
         n_features = len(self.features)
         # Bonferroni over the model's features (the mixture already covers each feature's family).
         self.log_threshold = float(np.log(self.arl) + np.log(max(n_features, 1)))
@@ -199,25 +207,29 @@ class Monitor:
 
     def _run_segment(self, s: int, rows: np.ndarray, llr: np.ndarray, batch: _Batch) -> list[AlertEvent]:
         events = []
-        base = 0
+        base = 0  # llr rows before `base` are done (a resolution restarted the path there)
         r0 = self.log_r[s].copy()
         path = sr_path(r0, llr)
-        mix = mixture(path, self._starts, self._log_weights)
+        lo, hi = mixture_bounds(path, self._starts, self._log_weights, self._log_sizes)
         scan = 0
         while scan < len(path):
             firing = self.firing[s]
-            crossed = np.where(firing[None, :], mix[scan:] < self.log_resolve, mix[scan:] >= self.log_threshold)
-            any_event = crossed.any(axis=0)
-            if not any_event.any():
+            # Rows where the bounds cannot rule an event out; usually none.
+            maybe = np.where(firing[None, :], lo[scan:] < self.log_resolve, hi[scan:] >= self.log_threshold)
+            candidates = scan + np.flatnonzero(maybe.any(axis=1))
+            if not len(candidates):
                 break
-            first = np.where(any_event, crossed.argmax(axis=0), np.iinfo(np.int64).max)
-            i = int(first.min())
-            at = scan + i
+            exact = mixture(path[candidates], self._starts, self._log_weights)
+            crossed = np.where(firing[None, :], exact < self.log_resolve, exact >= self.log_threshold)
+            hit = np.flatnonzero(crossed.any(axis=1))
+            if not len(hit):
+                break
+            at = int(candidates[hit[0]])
             resolved = []
-            for f in np.flatnonzero(first == i):
+            for f in np.flatnonzero(crossed[hit[0]]):
                 row = rows[base + at]
-                self._note_quiet(s, f, mix[: at + 1, f], rows[base: base + at + 1], batch)
-                events.append(self._event(s, int(f), row, float(mix[at, f]), path[at], batch,
+                self._note_quiet(s, f, hi[: at + 1, f], rows[base: base + at + 1], batch)
+                events.append(self._event(s, int(f), row, float(exact[hit[0], f]), path[at], batch,
                                           "resolved" if firing[f] else "firing"))
                 firing[f] = not firing[f]
                 if not firing[f]:
@@ -229,19 +241,19 @@ class Monitor:
                     r0[self._starts[f]: self._starts[f] + int(self._sizes[f])] = -np.inf
                 base += at + 1
                 path = sr_path(r0, llr[base:]) if base < len(llr) else np.empty((0, len(r0)))
-                mix = mixture(path, self._starts, self._log_weights) if len(path) else np.empty((0, len(self.features)))
+                lo, hi = mixture_bounds(path, self._starts, self._log_weights, self._log_sizes)
                 scan = 0
             else:
                 scan = at + 1
         self.log_r[s] = path[-1] if len(path) else r0
-        for f in range(len(self.features)):
-            if len(path):
-                self._note_quiet(s, f, mix[:, f], rows[base:], batch)
+        if len(path):
+            for f in range(len(self.features)):
+                self._note_quiet(s, f, hi[:, f], rows[base:], batch)
         return events
 
-    def _note_quiet(self, s: int, f: int, mix_path: np.ndarray, rows: np.ndarray, batch: _Batch) -> None:
+    def _note_quiet(self, s: int, f: int, upper: np.ndarray, rows: np.ndarray, batch: _Batch) -> None:
         """Remember when the statistic was last near its resting level: the 'since' of an alert."""
-        quiet = np.flatnonzero(mix_path <= self._log_quiet)
+        quiet = np.flatnonzero(upper <= self._log_quiet)
         if len(quiet):
             self.quiet_time[s, f] = batch.times[rows[quiet[-1]]]
 
