@@ -189,6 +189,8 @@ def _object(obj: dict, key: str, label: str) -> dict | None:
 
 def _depth(value: Any, limit: int) -> int:
     """Nesting depth of lists/objects, stopping early once ``limit`` is exceeded."""
+    if isinstance(value, dict) and not any(isinstance(v, (dict, list)) for v in value.values()):
+        return 1  # the common case, flat tool arguments, without building a stack
     stack = [(value, 1)]
     deepest = 0
     while stack:

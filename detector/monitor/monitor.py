@@ -106,7 +106,9 @@ class Monitor:
         # Bonferroni over the model's features (the mixture already covers each feature's family).
         self.log_threshold = float(np.log(self.arl) + np.log(max(n_features, 1)))
         self.log_resolve = self.log_threshold + float(np.log(config.resolve_fraction))
-        self._log_quiet = 0.25 * self.log_threshold
+        # The SR mixture rests a few nats above 0 under no change (≈ log of 1/KL of its weakest
+        # components); half the threshold is well above that and well below an alarm.
+        self._log_quiet = 0.5 * self.log_threshold
         self._decay = 0.5 ** (1.0 / config.window_half_life)
         # ---- state ----
         self.log_r = np.full((self.n_segments, width), -np.inf)
