@@ -124,7 +124,7 @@ class MetricsConfig:
     address: str = "127.0.0.1:9464"
     max_models: int = 100
     max_segments: int = 20
-    max_codes: int = 20
+    max_codes: int = 40  # above the 33 codes of the default 32 input clusters
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,9 @@ class FeatureSpec:
     labels: tuple[str, ...]
     ordered: bool = False  # codes 1.. are ordered bins (code 0 = missing)
     title: str = ""  # human wording for alert sentences, e.g. "refusal"
+    # Text clusters: the most frequent evaluation text of each code, for sentences and reports.
+    # Kept out of ``labels`` so record text never becomes a Prometheus label value.
+    examples: tuple[str, ...] = ()
 
     @property
     def n_codes(self) -> int:
@@ -138,7 +141,7 @@ class Featurizer:
         self.attributes: dict[str, list[str]] = {}
         self.edges: dict[str, list[float]] = {}
         self.coders: dict[str, TextCoder] = {}
-        self._cluster_labels: dict[str, list[str]] = {}
+        self._cluster_examples: dict[str, list[str]] = {}
         self._phrases = PhraseCounter(config.oversight_phrases, config.text_prefix_chars, config.text_cache_size)
         self._build_indexes()
 
@@ -169,17 +172,17 @@ class Featurizer:
             "input_cluster": self._coder(c.input_clusters).fit(cols.input_text),
         }
         self._build_indexes()
-        self._cluster_labels = {
-            name: self._label_clusters(coder, getattr(cols, _TEXT_SOURCE[name]))
+        self._cluster_examples = {
+            name: self._most_frequent_texts(coder, getattr(cols, _TEXT_SOURCE[name]))
             for name, coder in self.coders.items()
         }
         self.specs = self._make_specs()
         return self
 
     @staticmethod
-    def _label_clusters(coder: TextCoder, texts: Sequence[str | None]) -> list[str]:
-        """Name each cluster by its most frequent text, so alerts can say which inputs changed."""
-        labels = [MISSING_LABEL] + [f"cluster {k}" for k in range(1, coder.n_codes)]
+    def _most_frequent_texts(coder: TextCoder, texts: Sequence[str | None]) -> list[str]:
+        """Each cluster's most frequent text, so alerts can say which inputs changed."""
+        examples = [""] * coder.n_codes
         best: dict[int, tuple[int, str]] = {}
         counts = Counter(t[:200] for t in texts if t)
         if counts:
@@ -190,8 +193,8 @@ class Featurizer:
                     best[int(code)] = (n, text)
         for code, (_, text) in best.items():
             short = " ".join(text.split())
-            labels[code] = f"#{code} “{short[:48]}{'…' if len(short) > 48 else ''}”"
-        return labels
+            examples[code] = f"“{short[:48]}{'…' if len(short) > 48 else ''}”"
+        return examples
 
     def _make_specs(self) -> list[FeatureSpec]:
         cats = (MISSING_LABEL, UNSEEN_LABEL)
@@ -206,14 +209,18 @@ class Featurizer:
                   for k, v in self.attributes.items()]
         specs += [FeatureSpec(n, BEHAVIOUR, _bin_labels(self.edges[n]), True, self.TITLES[n]) for n in self.NUMERIC]
         for name in ("output_cluster", "reasoning_cluster"):
-            specs.append(FeatureSpec(name, BEHAVIOUR, tuple(self._cluster_labels[name]), title=self.TITLES[name]))
+            specs.append(self._cluster_spec(name, BEHAVIOUR))
         specs.append(FeatureSpec("oversight_phrases", BEHAVIOUR, ("none", "one", "two or more"), True,
                                  self.TITLES["oversight_phrases"]))
-        specs.append(FeatureSpec("input_cluster", INPUT, tuple(self._cluster_labels["input_cluster"]),
-                                 title=self.TITLES["input_cluster"]))
+        specs.append(self._cluster_spec("input_cluster", INPUT))
         specs.append(FeatureSpec("input_length", INPUT, _bin_labels(self.edges["input_length"]), True,
                                  self.TITLES["input_length"]))
         return specs
+
+    def _cluster_spec(self, name: str, kind: str) -> FeatureSpec:
+        n = self.coders[name].n_codes
+        labels = (MISSING_LABEL,) + tuple(f"#{k}" for k in range(1, n))
+        return FeatureSpec(name, kind, labels, title=self.TITLES[name], examples=tuple(self._cluster_examples[name]))
 
     def _build_indexes(self) -> None:
         self._segment_index = _index(self.segments, 0)
@@ -292,7 +299,7 @@ class Featurizer:
             "attributes": self.attributes,
             "edges": self.edges,
             "coders": coders,
-            "cluster_labels": self._cluster_labels,
+            "cluster_examples": self._cluster_examples,
             "specs": [asdict(s) for s in self.specs],
         }
         return meta, arrays
@@ -309,8 +316,9 @@ class Featurizer:
             name: TextCoder.from_state(m, arrays, f"text.{name}", fz.config.text_cache_size)
             for name, m in meta["coders"].items()
         }
-        fz._cluster_labels = meta["cluster_labels"]
-        fz.specs = [FeatureSpec(**{**s, "labels": tuple(s["labels"])}) for s in meta["specs"]]
+        fz._cluster_examples = meta["cluster_examples"]
+        fz.specs = [FeatureSpec(**{**s, "labels": tuple(s["labels"]), "examples": tuple(s["examples"])})
+                    for s in meta["specs"]]
         fz._build_indexes()
         return fz
 

@@ -98,6 +98,7 @@ class Monitor:
             sizes.append(len(comps))
             width += len(comps)
         self._tables = tables
+        self._baseline_shares = [baseline.shares(j) for j in self.features]
         self._starts = np.array(starts, dtype=np.int64)
         self._sizes = np.array(sizes, dtype=np.int64)
         self._log_sizes = np.log(np.maximum(self._sizes, 1)).astype(np.float64)
@@ -149,7 +150,7 @@ class Monitor:
         total = self.window_n.sum()
         for f, j in enumerate(self.features):
             spec = self.featurizer.specs[j]
-            evaluation = self.baseline.shares(j)
+            evaluation = self._baseline_shares[f]
             production = self.window[f].sum(axis=0) / total if total > 0 else None
             for k, label in enumerate(spec.labels):
                 out.append(Share(spec.name, label, "evaluation", float(evaluation[k])))
@@ -296,7 +297,7 @@ class Monitor:
             best = int(np.argmax(deviation))
             input_code = int(cells[best] % self.featurizer.n_input_codes)
             if input_code > 0 and window_n[cells[best]] >= 1:
-                context = self.featurizer.label("input_cluster", input_code).split(" ", 1)[-1]
+                context = self.featurizer.specs[self.featurizer.feature_index("input_cluster")].examples[input_code]
                 cells = cells[best: best + 1]
                 expected, observed = expected[best: best + 1], observed[best: best + 1]
         n_window = float(window_n[cells].sum())
