@@ -167,7 +167,8 @@ class PhraseCounter:
     """Counts oversight-awareness phrases ("not monitored", "this is a test", …), case-insensitively.
 
     ``str.count`` per phrase on the lower-cased prefix is several times faster than one regex
-    alternation for a list of this size.
+    alternation for a list of this size, and counts are cached per digit-folded template (so a
+    phrase with digits in it would not match).
     """
 
     def __init__(self, phrases: Sequence[str], prefix_chars: int = 2000, cache_size: int = 50_000):
@@ -179,7 +180,7 @@ class PhraseCounter:
     def count(self, text: str | None) -> int:
         if not text:
             return 0
-        text = text[: self.prefix_chars]
+        text = template_of(text, self.prefix_chars)  # digits never matter to a phrase; templates repeat
         hit = self._cache.get(text)
         if hit is None:
             lowered = text.lower()

@@ -32,8 +32,7 @@ from detector.monitor.detectors import (
     feature_components,
     llr_table,
     mixture,
-    mixture_bounds,
-    sr_path,
+    sr_run,
 )
 from detector.monitor.nulls import code_bounds
 from detector.records import Decision
@@ -97,12 +96,12 @@ class Monitor:
             starts.append(width)
             sizes.append(len(comps))
             width += len(comps)
-        self._tables = tables
+        self._tables = tables  # log Λ, for the count-vector path
+        self._ratio_tables = [np.exp(t) for t in tables]  # Λ, for the per-record path
         self._baseline_shares = [baseline.shares(j) for j in self.features]
         self._starts = np.array(starts, dtype=np.int64)
         self._sizes = np.array(sizes, dtype=np.int64)
-        self._log_sizes = np.log(np.maximum(self._sizes, 1)).astype(np.float64)
-        self._log_weights = -self._log_sizes  # the family's mean
+        self._log_weights = -np.log(np.maximum(self._sizes, 1)).astype(np.float64)  # the family's mean
         n_features = len(self.features)
         # Bonferroni over the model's features (the mixture already covers each feature's family).
         self.log_threshold = float(np.log(self.arl) + np.log(max(n_features, 1)))
@@ -110,6 +109,9 @@ class Monitor:
         # The SR mixture rests a few nats above 0 under no change (≈ log of 1/KL of its weakest
         # components); half the threshold is well above that and well below an alarm.
         self._log_quiet = 0.5 * self.log_threshold
+        # Per component, e^14 (~1e6) above what alone would put its feature over the threshold.
+        self._log_cap = self.log_threshold + 14.0 - np.repeat(self._log_weights, self._sizes)
+        self._cap = np.exp(self._log_cap)
         self._decay = 0.5 ** (1.0 / config.window_half_life)
         # ---- state ----
         self.log_r = np.full((self.n_segments, width), -np.inf)
@@ -182,13 +184,13 @@ class Monitor:
                                   np.array([d.position for d in production]),
                                   np.array([d.timestamp for d in production]))
 
-    def _llr(self, matrix: FeatureMatrix) -> np.ndarray:
+    def _ratios(self, matrix: FeatureMatrix) -> np.ndarray:
         n = len(matrix.cells)
-        llr = np.empty((n, self.log_r.shape[1]))
+        lr = np.empty((n, self.log_r.shape[1]))
         for f, j in enumerate(self.features):
             start = self._starts[f]
-            llr[:, start:start + int(self._sizes[f])] = self._tables[f][matrix.cells, matrix.codes[:, j]]
-        return llr
+            lr[:, start:start + int(self._sizes[f])] = self._ratio_tables[f][matrix.cells, matrix.codes[:, j]]
+        return lr
 
     def update_matrix(self, matrix: FeatureMatrix, decision_ids: Sequence[str], positions: np.ndarray,
                       times: np.ndarray) -> list[AlertEvent]:
@@ -196,43 +198,37 @@ class Monitor:
         n = len(matrix.cells)
         if n == 0:
             return []
-        llr = self._llr(matrix)
+        lr = self._ratios(matrix)
         batch = _Batch(matrix, decision_ids, positions, times, self.window, self.window_n, self.features)
         events: list[AlertEvent] = []
         for s in np.unique(matrix.segments):
             rows = np.flatnonzero(matrix.segments == s)
-            events.extend(self._run_segment(int(s), rows, llr[rows], batch))
+            events.extend(self._run_segment(int(s), rows, lr[rows], batch))
             self.segment_records[s] += len(rows)
         self._advance_window(matrix)
         self.n_production += n
         events.sort(key=lambda e: (e.record_index, e.feature))
         return events
 
-    def _run_segment(self, s: int, rows: np.ndarray, llr: np.ndarray, batch: _Batch) -> list[AlertEvent]:
+    def _run_segment(self, s: int, rows: np.ndarray, lr: np.ndarray, batch: _Batch) -> list[AlertEvent]:
         events = []
-        base = 0  # llr rows before `base` are done (a resolution restarted the path there)
-        r0 = self.log_r[s].copy()
-        path = sr_path(r0, llr)
-        lo, hi = mixture_bounds(path, self._starts, self._log_weights, self._log_sizes)
+        base = 0  # rows before `base` are done (a resolution restarted the path there)
+        r0 = np.exp(self.log_r[s])
+        path = sr_run(r0, lr, self._cap)
+        mix = self._log_mixture(path)
         scan = 0
         while scan < len(path):
             firing = self.firing[s]
-            # Rows where the bounds cannot rule an event out; usually none.
-            maybe = np.where(firing[None, :], lo[scan:] < self.log_resolve, hi[scan:] >= self.log_threshold)
-            candidates = scan + np.flatnonzero(maybe.any(axis=1))
-            if not len(candidates):
-                break
-            exact = mixture(path[candidates], self._starts, self._log_weights)
-            crossed = np.where(firing[None, :], exact < self.log_resolve, exact >= self.log_threshold)
+            crossed = np.where(firing[None, :], mix[scan:] < self.log_resolve, mix[scan:] >= self.log_threshold)
             hit = np.flatnonzero(crossed.any(axis=1))
             if not len(hit):
                 break
-            at = int(candidates[hit[0]])
+            at = scan + int(hit[0])
             resolved = []
             for f in np.flatnonzero(crossed[hit[0]]):
                 row = rows[base + at]
-                self._note_quiet(s, f, hi[: at + 1, f], rows[base: base + at + 1], batch)
-                events.append(self._event(s, int(f), row, float(exact[hit[0], f]), path[at], batch,
+                self._note_quiet(s, f, mix[: at + 1, f], rows[base: base + at + 1], batch)
+                events.append(self._event(s, int(f), row, float(mix[at, f]), np.log(path[at]), batch,
                                           "resolved" if firing[f] else "firing"))
                 firing[f] = not firing[f]
                 if not firing[f]:
@@ -241,22 +237,28 @@ class Monitor:
                 # A resolved statistic restarts from zero (a renewal): recompute the rest of the batch.
                 r0 = path[at].copy()
                 for f in resolved:
-                    r0[self._starts[f]: self._starts[f] + int(self._sizes[f])] = -np.inf
+                    r0[self._starts[f]: self._starts[f] + int(self._sizes[f])] = 0.0
                 base += at + 1
-                path = sr_path(r0, llr[base:]) if base < len(llr) else np.empty((0, len(r0)))
-                lo, hi = mixture_bounds(path, self._starts, self._log_weights, self._log_sizes)
+                path = sr_run(r0, lr[base:], self._cap)
+                mix = self._log_mixture(path)
                 scan = 0
             else:
                 scan = at + 1
-        self.log_r[s] = path[-1] if len(path) else r0
+        with np.errstate(divide="ignore"):
+            self.log_r[s] = np.log(path[-1] if len(path) else r0)
         if len(path):
             for f in range(len(self.features)):
-                self._note_quiet(s, f, hi[:, f], rows[base:], batch)
+                self._note_quiet(s, f, mix[:, f], rows[base:], batch)
         return events
 
-    def _note_quiet(self, s: int, f: int, upper: np.ndarray, rows: np.ndarray, batch: _Batch) -> None:
+    def _log_mixture(self, path: np.ndarray) -> np.ndarray:
+        """log of each feature's mean R, per row: (n, C) → (n, F)."""
+        with np.errstate(divide="ignore"):
+            return np.log(np.add.reduceat(path, self._starts, axis=1)) + self._log_weights
+
+    def _note_quiet(self, s: int, f: int, mix: np.ndarray, rows: np.ndarray, batch: _Batch) -> None:
         """Remember when the statistic was last near its resting level: the 'since' of an alert."""
-        quiet = np.flatnonzero(upper <= self._log_quiet)
+        quiet = np.flatnonzero(mix <= self._log_quiet)
         if len(quiet):
             self.quiet_time[s, f] = batch.times[rows[quiet[-1]]]
 
@@ -353,7 +355,7 @@ class Monitor:
             np.add.at(step[:, start: start + table.shape[2]], self._cell_segment, per_cell)
         segment_n = np.bincount(self._cell_segment, seen, self.n_segments)
         for s in np.flatnonzero(segment_n):
-            self.log_r[s] = step[s] + np.logaddexp(0.0, self.log_r[s])
+            self.log_r[s] = np.minimum(step[s] + np.logaddexp(0.0, self.log_r[s]), self._log_cap)
             mix = mixture(self.log_r[s][None, :], self._starts, self._log_weights)[0]
             for f in range(len(self.features)):
                 crossed = mix[f] < self.log_resolve if self.firing[s, f] else mix[f] >= self.log_threshold
