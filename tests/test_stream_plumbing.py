@@ -554,8 +554,12 @@ def _assert_same_state(state, reference):
     assert meta == ref_meta
     assert sorted(arrays) == sorted(ref_arrays)
     for name, ref in ref_arrays.items():
+        if name.endswith(".quiet_time"):
+            # Descriptive only (the "since" of an alert's sentence); the monitor takes it from an
+            # upper bound computed per micro-batch, so it depends on where batches start.
+            continue
         # Equal up to float rounding (batch boundaries differ); a lost or double-counted record
-        # moves the decayed counts by ~1, far beyond this tolerance.
+        # moves the counts and decayed windows by ~1, far beyond this tolerance.
         np.testing.assert_allclose(arrays[name], ref, rtol=1e-9, atol=1e-9, err_msg=name)
 
 

@@ -342,9 +342,11 @@ class StreamService:
                 # it now would count those records twice after a restart. Forget the partition so
                 # no revoke/shutdown checkpoint is written; its last checkpoint stays valid.
                 self._parts.pop(tp, None)
-                log.error("%s[%d]: processing failed mid-batch; its state since the last checkpoint "
-                          "is discarded (records from offset %s will be processed again)",
-                          tp.topic, tp.partition, part.checkpoint_offset)
+                log.error("%s[%d]: processing failed mid-batch; its state since the last checkpoint is "
+                          "discarded and its records from %s will be processed again after a restart",
+                          tp.topic, tp.partition,
+                          f"offset {part.checkpoint_offset}" if part.checkpoint_offset is not None
+                          else "the committed (or earliest) offset")
                 raise
 
     def _process_partition(self, tp: Any, part: _Partition, records: list) -> None:
