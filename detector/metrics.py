@@ -257,7 +257,11 @@ class JanusMetrics:
 
     # ---- feeding ---------------------------------------------------------------------------------
     def observe_batch(self, result: BatchResult, pipeline: Pipeline, seconds: float) -> None:
-        """Account for one processed micro-batch: counters, alert gauges and Monitor-derived gauges."""
+        """Account for one processed micro-batch: counters, alert gauges and Monitor-derived gauges.
+
+        ``pipeline`` is anything with a ``monitors`` mapping: a :class:`Pipeline`, or the stream
+        service, whose ``monitors`` spans the pipelines of all its partitions.
+        """
         self.batch_seconds.observe(max(float(seconds), 0.0))
         dirty = self._sync_monitors(pipeline)  # first: monitored models are admitted before producers' ids
 

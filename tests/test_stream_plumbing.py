@@ -678,7 +678,7 @@ def test_service_matches_backtest_and_routes_outputs(kafka_bootstrap, unique_top
     group = unique_name("g")
     batches = []
     service = _service(store, kafka_bootstrap, topic, group, tmp_path / "ckpt",
-                       on_batch=lambda t, p, result: batches.append((t, p, len(result.accepted))))
+                       on_batch=lambda t, p, result, seconds: batches.append((t, p, len(result.accepted))))
     runner = _Runner(service)
     runner.wait_for(lambda: service.stats.records >= len(values), what="all records")
     assert runner.stop() == 0
@@ -914,7 +914,7 @@ def test_service_failing_mid_batch_keeps_the_last_consistent_checkpoint(
     _produce(kafka_bootstrap, topic, values[:2000])
     calls = []
 
-    def on_batch(t, p, result):
+    def on_batch(t, p, result, seconds):
         calls.append(len(result.accepted))
         if len(calls) == 4:
             raise RuntimeError("metrics exporter exploded")

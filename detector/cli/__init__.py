@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "detector.cli.baseline_cmd",
     "detector.cli.backtest_cmd",
     "detector.cli.demo_cmd",
+    "detector.cli.serve_cmd",
 ]
 
 

@@ -146,7 +146,7 @@ class StreamService:
         kafka_overrides: dict[str, Any] | None = None,
         client_id: str | None = None,
         alert_stream: TextIO | None = sys.stdout,
-        on_batch: Callable[[str, int, BatchResult], None] | None = None,
+        on_batch: Callable[[str, int, BatchResult, float], None] | None = None,
         poll_timeout_ms: int = 500,
         refresh_baselines_every_s: float = 30.0,
         unavailable_timeout_s: float | None = None,
@@ -203,8 +203,25 @@ class StreamService:
         self._down_since: float | None = None
         self._down_logged = 0.0
         self.running = threading.Event()  # set once the group is joined and records can flow
+        self.last_checkpoint_time: float | None = None  # wall clock of the last checkpoint written
 
     # ---- public -------------------------------------------------------------------------------
+
+    @property
+    def monitors(self) -> dict:
+        """Every owned partition's monitors by model id (a model keyed to one partition, as producers
+        should key it, appears once; otherwise the last partition's monitor is shown)."""
+        return {m: mon for part in list(self._parts.values()) for m, mon in part.pipeline.monitors.items()}
+
+    def lags(self) -> dict[tuple[str, int], int]:
+        """Records behind the high watermark per owned partition (as last fetched)."""
+        out = {}
+        consumer = self._consumer
+        for tp, part in list(self._parts.items()):
+            high = consumer.highwater(tp) if consumer is not None else None
+            if high is not None and part.next_offset is not None:
+                out[(tp.topic, tp.partition)] = max(high - part.next_offset, 0)
+        return out
 
     def stop(self, reason: str = "stop requested") -> None:
         """Ask :meth:`run` to finish the current batch, checkpoint, commit and return (thread-safe)."""
@@ -357,6 +374,7 @@ class StreamService:
             return f"{topic}[{partition}]@{position}"
 
         for run in _contiguous_runs(records):
+            started = time.perf_counter()
             result = part.pipeline.process(
                 [r.value for r in run], traffic=traffic, first_position=run[0].offset, locate=locate
             )
@@ -372,7 +390,7 @@ class StreamService:
             self.stats.rejected += len(result.rejections)
             self.stats.alerts += len(result.alerts)
             if self.on_batch is not None:
-                self.on_batch(topic, partition, result)
+                self.on_batch(topic, partition, result, time.perf_counter() - started)
         part.next_offset = records[-1].offset + 1
         part.records += len(records)
         part.dirty = True
@@ -489,6 +507,7 @@ class StreamService:
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
         if written:
+            self.last_checkpoint_time = time.time()
             log.debug("%s checkpoint: %s", reason, ", ".join(f"{p.topic}[{p.partition}]@{p.next_offset}" for p in written))
         if commit:
             offsets = self._offsets([p for p in parts if p.checkpoint_offset is not None])

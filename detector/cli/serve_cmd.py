@@ -1,0 +1,120 @@
+"""`janus serve`: the stream service (Kafka consumer group → detection → alerts and metrics)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+
+from detector import logs
+from detector.cli.common import add_store_argument, config_of, store_of
+from detector.errors import JanusError
+from detector.metrics import JanusMetrics
+from detector.stream.service import StreamService
+
+
+def add_kafka_arguments(p) -> None:
+    """Connection options shared by every command that talks to Kafka."""
+    p.add_argument("--bootstrap-servers", help="host:port[,host:port] (default: the config's kafka.bootstrap_servers)")
+    p.add_argument("--security-protocol", choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"])
+    p.add_argument("--sasl-mechanism", help="e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512")
+    p.add_argument("--sasl-username")
+    p.add_argument("--sasl-password-env", metavar="VAR", help="name of the environment variable holding the password")
+    p.add_argument("--ssl-cafile")
+    p.add_argument("--ssl-certfile")
+    p.add_argument("--ssl-keyfile")
+    p.add_argument("--max-poll-interval-ms", type=int,
+                   help="consumer max_poll_interval_ms (the embedded Tansu broker needs ~5000)")
+
+
+def kafka_config_from_args(config, args):
+    """The config with command-line Kafka options applied (a new, frozen config)."""
+    changes = {}
+    for arg, key in (("bootstrap_servers", "bootstrap_servers"), ("security_protocol", "security_protocol"),
+                     ("sasl_mechanism", "sasl_mechanism"), ("sasl_username", "sasl_plain_username"),
+                     ("ssl_cafile", "ssl_cafile"), ("ssl_certfile", "ssl_certfile"), ("ssl_keyfile", "ssl_keyfile"),
+                     ("max_poll_interval_ms", "max_poll_interval_ms")):
+        value = getattr(args, arg, None)
+        if value is not None:
+            changes[key] = value
+    if getattr(args, "sasl_password_env", None):
+        if args.sasl_password_env not in os.environ:
+            raise JanusError(f"--sasl-password-env: environment variable {args.sasl_password_env} is not set")
+        changes["sasl_plain_password"] = os.environ[args.sasl_password_env]
+    return dataclasses.replace(config, kafka=dataclasses.replace(config.kafka, **changes))
+
+
+def register(sub) -> None:
+    p = sub.add_parser("serve", help="consume decision topics and detect drift continuously")
+    add_store_argument(p)
+    add_kafka_arguments(p)
+    p.add_argument("--topic", action="append", help="decision topic (repeatable; default: the config's kafka.topics)")
+    p.add_argument("--traffic", action="append", default=[], metavar="TOPIC=TRAFFIC",
+                   help="the traffic a topic carries: evaluation or production (repeatable)")
+    p.add_argument("--group-id")
+    p.add_argument("--alert-topic")
+    p.add_argument("--checkpoint-dir", help="shared checkpoint folder (default: the config's checkpoint.directory)")
+    p.add_argument("--arl", type=float, help="override the configured ARL")
+    p.add_argument("--metrics-addr", help="host:port for /metrics (default 127.0.0.1:9464; port 0 = any free port)")
+    p.add_argument("--metrics-certfile", help="serve /metrics over TLS with this certificate")
+    p.add_argument("--metrics-keyfile")
+    p.add_argument("--metrics-basic-auth-env", metavar="VAR",
+                   help="environment variable holding USER:PASSWORD required to scrape /metrics")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(handler=_run)
+
+
+def metrics_auth(args) -> tuple[str, str] | None:
+    var = getattr(args, "metrics_basic_auth_env", None)
+    if not var:
+        return None
+    user, sep, password = os.environ.get(var, "").partition(":")
+    if not sep or not user or not password:
+        raise JanusError(f"--metrics-basic-auth-env: {var} must hold USER:PASSWORD")
+    return user, password
+
+
+def start_metrics(args, config) -> tuple[JanusMetrics, object]:
+    metrics = JanusMetrics(config.metrics)
+    server = metrics.serve(args.metrics_addr or config.metrics.address, certfile=args.metrics_certfile,
+                           keyfile=args.metrics_keyfile, basic_auth=metrics_auth(args))
+    return metrics, server
+
+
+def wire_metrics(service: StreamService, metrics: JanusMetrics) -> None:
+    """Feed the service's batches, lag and checkpoints into the metrics."""
+
+    def on_batch(topic, partition, result, seconds):
+        metrics.observe_batch(result, service, seconds)
+        for (t, p), lag in service.lags().items():
+            metrics.set_lag(t, p, lag)
+        if service.last_checkpoint_time is not None:
+            metrics.set_checkpoint(service.last_checkpoint_time)
+
+    service.on_batch = on_batch
+
+
+def _traffic_map(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        topic, sep, traffic = pair.partition("=")
+        if not sep or traffic not in ("evaluation", "production"):
+            raise JanusError(f"--traffic {pair!r}: expected TOPIC=evaluation or TOPIC=production")
+        out[topic] = traffic
+    return out
+
+
+def _run(args) -> int:
+    logs.configure(args.log_level)
+    config = kafka_config_from_args(config_of(args), args)
+    traffic = {**config.kafka.traffic_by_topic, **_traffic_map(args.traffic)}
+    service = StreamService(store_of(args, config), config, topics=args.topic, traffic_by_topic=traffic,
+                            group_id=args.group_id, alert_topic=args.alert_topic,
+                            checkpoint_dir=args.checkpoint_dir, arl=args.arl)
+    metrics, server = start_metrics(args, config)
+    wire_metrics(service, metrics)
+    threading.current_thread().name = "janus-serve"
+    try:
+        return service.run()
+    finally:
+        server.shutdown()
