@@ -32,6 +32,7 @@ class LimitsConfig:
     max_tool_calls: int = 64
     max_attributes: int = 64
     max_depth: int = 8
+    dedup_window: int = 100_000  # distinct decision ids remembered to drop producer retries (0: off)
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "detection.tilts": (lambda v: len(v) > 0 and all(t > 1 for t in v), "a non-empty list of factors > 1"),
     "detection.model_arl": (lambda v: all(a > 1 for a in v.values()), "a table of model_id = number > 1"),
     "detection.shares": (lambda v: all(0 < x < 1 for x in v), "a list of fractions in (0, 1)"),
+    "limits.dedup_window": (lambda v: 0 <= v <= 10_000_000, "in [0, 10000000]"),
     "features.numeric_bins": (lambda v: 2 <= v <= 64, "in [2, 64]"),
     "features.max_codes": (lambda v: 4 <= v <= 256, "in [4, 256]"),
     "features.input_clusters": (lambda v: 1 <= v <= 64, "in [1, 64]"),

@@ -21,6 +21,7 @@ import numpy as np
 
 from detector.baseline.store import BaselineStore
 from detector.config import JanusConfig
+from detector.dedup import DuplicateFilter
 from detector.errors import JanusError
 from detector.monitor import AlertEvent, Monitor
 from detector.records import Decision, Rejection, parse_values
@@ -53,6 +54,8 @@ class Pipeline:
         self.arl = arl
         self.pinned = dict(pinned or {})  # model_id → version, instead of ACTIVE
         self.monitors: dict[str, Monitor] = {}
+        window = config.limits.dedup_window
+        self.duplicates = DuplicateFilter(window) if window > 0 else None
         self._no_baseline: set[str] = set()
 
     def _version_for(self, model_id: str) -> str | None:
@@ -75,8 +78,21 @@ class Pipeline:
         kwargs = {"locate": locate} if locate is not None else {}
         parsed = parse_values(values, limits=self.config.limits, traffic=traffic, first_position=first_position,
                               **kwargs)
-        result = self.process_decisions(parsed.decisions)
-        result.rejections = parsed.rejections
+        decisions, rejections = parsed.decisions, parsed.rejections
+        if self.duplicates is not None and decisions:
+            repeated = self.duplicates.check([d.decision_id for d in decisions])
+            if any(repeated):
+                locate = locate or (lambda p: f"record {p}")
+                for d, dup in zip(decisions, repeated):
+                    if dup:
+                        raw = values[d.position - first_position]
+                        raw = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+                        rejections.append(Rejection(d.position, "duplicate", f"{locate(d.position)}: decision_id "
+                                                    f"{d.decision_id!r} already seen (a retry?)", raw))
+                decisions = [d for d, dup in zip(decisions, repeated) if not dup]
+                rejections.sort(key=lambda r: r.position)
+        result = self.process_decisions(decisions)
+        result.rejections = rejections
         return result
 
     def process_decisions(self, decisions: Sequence[Decision]) -> BatchResult:
@@ -114,6 +130,8 @@ class Pipeline:
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
         meta: dict = {"models": {}}
         arrays: dict[str, np.ndarray] = {}
+        if self.duplicates is not None:
+            arrays["dedup"] = self.duplicates.state()
         for i, (model_id, monitor) in enumerate(sorted(self.monitors.items())):
             m_meta, m_arrays = monitor.state()
             meta["models"][model_id] = {"slot": i, **m_meta}
@@ -124,6 +142,8 @@ class Pipeline:
     def restore(cls, store: BaselineStore, config: JanusConfig, meta: dict, arrays: dict[str, np.ndarray],
                 arl: float | None = None, pinned: dict[str, str] | None = None) -> Pipeline:
         pipeline = cls(store, config, arl, pinned)
+        if pipeline.duplicates is not None and "dedup" in arrays:
+            pipeline.duplicates.restore(arrays["dedup"])
         for model_id, m_meta in meta["models"].items():
             prefix = f"m{m_meta['slot']}."
             m_arrays = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}

@@ -45,6 +45,7 @@ REASONS = (
     "bad_traffic",
     "too_large",
     "too_deep",
+    "duplicate",  # a decision_id already seen within the de-duplication window (a producer retry)
 )
 
 
