@@ -1,0 +1,111 @@
+"""Featurisation: every feature becomes a small, capped, deterministic code."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter, defaultdict
+
+import numpy as np
+import orjson
+import pytest
+
+from detector.config import FeaturesConfig
+from detector.features import Featurizer
+from detector.features.text import PhraseCounter, TextCoder
+from detector.records import Decision, ToolCall, parse_values
+from detector.simulate import simulate
+
+
+def _d(i, **kw):
+    return Decision(f"d{i}", float(i), "m", "evaluation", **kw)
+
+
+def test_categories_have_missing_and_unseen_codes_and_a_cap():
+    config = FeaturesConfig(max_codes=6)
+    actions = [f"a{k}" for k in range(10) for _ in range(10 - k)]  # a0 most frequent
+    fz = Featurizer(config).fit([_d(i, action=a) for i, a in enumerate(actions)])
+    spec = fz.specs[fz.feature_index("action")]
+    assert spec.labels == ("(missing)", "(unseen)", "a0", "a1", "a2", "a3")
+    m = fz.transform([_d(0, action="a0"), _d(1, action="a9"), _d(2, action="never"), _d(3)])
+    assert fz.label("action", int(m.codes[0, 1])) == "a0"
+    assert [fz.label("action", int(c)) for c in m.codes[1:, 1]] == ["(unseen)", "(unseen)", "(missing)"]
+
+
+def test_numeric_fields_bin_on_baseline_quantiles():
+    fz = Featurizer(FeaturesConfig(numeric_bins=4)).fit([_d(i, latency_ms=float(i)) for i in range(1000)])
+    j = fz.feature_index("latency_ms")
+    assert fz.specs[j].ordered and len(fz.specs[j].labels) == 5  # missing + 4 bins
+    codes = fz.transform([_d(0, latency_ms=v) for v in (0.0, 300.0, 600.0, 999.0, 1e9)] + [_d(9)]).codes[:, j]
+    assert codes.tolist() == [1, 2, 3, 4, 4, 0]
+    shares = Counter(fz.transform([_d(i, latency_ms=float(i)) for i in range(1000)]).codes[:, j].tolist())
+    assert all(240 <= n <= 260 for n in shares.values())  # quantile bins are equally full on the baseline
+
+
+def test_tools_become_presence_features_with_an_other_bucket():
+    calls = [(ToolCall("search"),), (ToolCall("search"), ToolCall("email")), ()] * 20
+    fz = Featurizer(FeaturesConfig(max_tools=1)).fit([_d(i, tool_calls=c) for i, c in enumerate(calls)])
+    names = [s.name for s in fz.specs]
+    assert "tool:search" in names and "tool:email" not in names and "tool:(other)" in names
+    m = fz.transform([_d(0, tool_calls=(ToolCall("email"),)), _d(1, tool_calls=(ToolCall("search"),))])
+    assert m.codes[0, fz.feature_index("tool:(other)")] == 1 and m.codes[0, fz.feature_index("tool:search")] == 0
+    assert m.codes[1, fz.feature_index("tool:search")] == 1
+    assert [fz.label("tool_call_count", int(c)) for c in m.codes[:, fz.feature_index("tool_call_count")]] == \
+        ["[1, 2)", "[1, 2)"]
+
+
+def test_oversight_phrases_are_counted_case_insensitively():
+    counter = PhraseCounter(["not monitored", "this is a test"])
+    counts = counter.counts(["NOT MONITORED, so…", None, "fine"], ["This is a test; not monitored.", "", None])
+    assert counts.tolist() == [3, 0, 0]
+
+
+def test_text_codes_do_not_depend_on_the_cache_or_the_process():
+    texts = [f"Escalate alert {i} on host ws-{i % 7}" for i in range(200)] + ["I can't help with that."] * 50
+    coder = TextCoder(clusters=4, dim=8).fit(texts)
+    cold = TextCoder.from_state(*_state(coder), "t", cache_size=10).codes(texts)  # cache cleared repeatedly
+    warm = coder.codes(texts)
+    assert np.array_equal(cold, warm)
+    assert warm[0] == warm[1] != warm[-1]  # digits folded: templated texts share a code
+    # Python's str hash is salted per process; the codes must not be.
+    script = ("import sys, orjson; from detector.features.text import TextCoder; "
+              "t=[f'Escalate alert {i} on host ws-{i % 7}' for i in range(200)]+[\"I can't help with that.\"]*50; "
+              "print(orjson.dumps(TextCoder(clusters=4, dim=8).fit(t).codes(t).tolist()).decode())")
+    other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert orjson.loads(other.stdout) == warm.tolist()
+
+
+def _state(coder):
+    meta, arrays = coder.state("t")
+    return meta, arrays
+
+
+@pytest.fixture(scope="module")
+def simulated():
+    logs = simulate("no-change", 2, n_evaluation=12_000, n_production=100, change_at=10)
+    decisions = parse_values([orjson.dumps(r) for r in logs.evaluation]).decisions
+    return logs, decisions, Featurizer().fit(decisions)
+
+
+def test_input_clusters_separate_the_kinds_of_input(simulated):
+    """Behaviour is judged given the input: cells must not mix harmful with benign requests."""
+    logs, decisions, fz = simulated
+    m = fz.transform(decisions)
+    by_cluster = defaultdict(Counter)
+    for code, kind in zip(m.codes[:, fz.feature_index("input_cluster")].tolist(), logs.evaluation_kinds):
+        by_cluster[code][kind] += 1
+    mixed = sum(sum(c.values()) - max(c.values()) for c in by_cluster.values())
+    assert mixed / len(decisions) < 0.03  # measured 2.0% (a harmful template sharing an ambiguous one's cell)
+    assert m.cells.max() < fz.n_cells and np.array_equal(m.cells // fz.n_input_codes, m.segments)
+
+
+def test_state_round_trip_gives_identical_codes(simulated):
+    _, decisions, fz = simulated
+    meta, arrays = fz.state()
+    again = Featurizer.from_state(orjson.loads(orjson.dumps(meta)), arrays)
+    a, b = fz.transform(decisions[:3000]), again.transform(decisions[:3000])
+    assert np.array_equal(a.codes, b.codes) and np.array_equal(a.cells, b.cells)
+    # Cluster codes are named "#k": evaluation text stays out of metric labels, in `examples` only.
+    spec = again.specs[again.feature_index("input_cluster")]
+    assert all(label == "(missing)" or label.startswith("#") for label in spec.labels)
+    assert any(example.startswith("“") for example in spec.examples)
