@@ -245,7 +245,8 @@ def test_a_baseline_switch_replaces_the_old_versions_series(streamed, stream):
     metrics.observe_batch(BatchResult(), pipeline, 0.0)  # the monitor is gone: its series go too
     families = samples(scrape(metrics))
     assert not families["janus_baseline_info"] and not families["janus_drift_alert"]
-    run_stream(pipeline, metrics, values[:1000])
+    # fresh decision ids: a replay of the same ids would be rejected as producer retries
+    run_stream(pipeline, metrics, [v.replace(b'"decision_id":"', b'"decision_id":"again-') for v in values[:1000]])
     families = samples(scrape(metrics))
     assert [s.labels["version"] for s in families["janus_baseline_info"]] == ["2"]
     assert all(s.value == 0 for s in families["janus_drift_alert"]), "a new baseline starts without alerts"
