@@ -361,24 +361,10 @@ class EmbeddedBroker:
         if proc is None:
             return
         try:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except (ProcessLookupError, PermissionError):
-                pass
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
+            _signal_and_wait(proc, signal.SIGTERM, timeout)
         finally:
             # Whatever happened above (even a second Ctrl-C), make sure nothing survives.
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
+            _signal_and_wait(proc, signal.SIGKILL, timeout)
             self._proc = None
             with _live_lock:
                 _live.discard(self)
@@ -459,3 +445,15 @@ def create_topics(
             time.sleep(0.1)
     finally:
         admin.close()
+
+
+def _signal_and_wait(proc: subprocess.Popen, signum: int, timeout: float) -> None:
+    """Signal the broker's process group (it may have exited already) and wait up to ``timeout``."""
+    try:
+        os.killpg(proc.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
