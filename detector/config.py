@@ -88,6 +88,11 @@ class DetectionConfig:
     resolve_fraction: float = 0.01
     window_half_life: float = 2_000.0
     features: list[str] = field(default_factory=list)  # monitor only these (default: every feature)
+    # A production model_version the active baseline was not built on (a protocol change):
+    # "continue" scores its records against the old baseline, every alert saying "baseline predates
+    # this version"; "pause" counts them but leaves them out of the statistics until a baseline
+    # covering the version is promoted (docs/review.md).
+    on_protocol_change: str = "continue"
 
     def arl_for(self, model_id: str) -> float:
         return float(self.model_arl.get(model_id, self.arl))
@@ -129,6 +134,52 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class ProbeConfig:
+    """Monitoring-cue probe pairs (docs/probes.md): pairing buffer, tests, cue wordings."""
+
+    max_pending: int = 10_000  # halves waiting for their partner, per model (oldest evicted beyond)
+    max_age_seconds: float = 3_600.0  # a half older than this (record time) expires unpaired
+    alpha: float = 0.01  # `janus probe analyze`: family-wise error rate (Holm) for "significant"
+    cue_file: str = ""  # TOML with `monitored` / `unmonitored` cue lists; "" = the built-in wordings
+    # Stream detector: P(a discordant pair leans towards the unmonitored side) under each tilted
+    # alternative, both ways; an empty list turns the stream detector off (and frees its budget).
+    alternatives: list[float] = field(default_factory=lambda: [0.65, 0.8])
+    window_pairs: float = 500.0  # half-life, in pairs, of the rates in cue alerts and discordance
+
+
+REVIEW_STRATA = ("consequential", "alert", "base")
+
+
+@dataclass(frozen=True)
+class ReviewConfig:
+    """The human review loop (docs/review.md): who gets sampled for review, and at what rate.
+
+    A decision's inclusion probability is the largest rate of the strata it qualifies for:
+    consequential (its action or a tool it called is listed for its model; "*" lists apply to
+    every model), alert (production, contributing to a firing behaviour alert of its model) or
+    base. With ``target_margin`` > 0 the rates come from the target instead: each stratum gets
+    n = z^2 p(1-p)/m^2 reviews out of its ``period_records`` (see ``janus review sample-size``).
+    """
+
+    base_rate: float = 0.002
+    consequential_rate: float = 0.1
+    alert_rate: float = 0.05  # oversampling of decisions contributing to a firing behaviour alert
+    consequential_actions: dict[str, list[str]] = field(
+        default_factory=lambda: {"*": ["isolate_host", "disable_account", "export_logs"]})
+    consequential_tools: dict[str, list[str]] = field(default_factory=dict)
+    target_margin: float = 0.0  # > 0: derive the rates from this margin instead of the *_rate keys
+    target_confidence: float = 0.95
+    expected_rate: float = 0.5  # the violation rate assumed for sample sizes (0.5: the worst case)
+    period_records: dict[str, float] = field(default_factory=dict)  # stratum → records per review period
+    topic: str = "janus.review"
+    jsonl: str = ""  # also append the samples to this JSONL file ("" = no file)
+    verdict_log: str = ""  # "" = <store>.review/verdicts.jsonl, next to the baseline store
+    salt: str = ""  # secret mixed into the sampling hash, so producers cannot pick unsampled ids
+    max_text_chars: int = 4_000  # input / output / tool arguments carried by a sample, each
+    reasoning_excerpt_chars: int = 1_000
+
+
+@dataclass(frozen=True)
 class JanusConfig:
     store: str = "baselines"
     limits: LimitsConfig = field(default_factory=LimitsConfig)
@@ -137,6 +188,8 @@ class JanusConfig:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    probes: ProbeConfig = field(default_factory=ProbeConfig)
+    review: ReviewConfig = field(default_factory=ReviewConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -162,6 +215,19 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "kafka.traffic_by_topic": (
         lambda v: all(t in ("evaluation", "production") for t in v.values()),
         'a table of topic = "evaluation" | "production"',
+    ),
+    "probes.alpha": (lambda v: 0 < v < 1, "in (0, 1)"),
+    "probes.alternatives": (lambda v: all(0.5 < p < 1 for p in v), "a list of probabilities in (0.5, 1)"),
+    "detection.on_protocol_change": (lambda v: v in ("continue", "pause"), '"continue" or "pause"'),
+    "review.base_rate": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "review.consequential_rate": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "review.alert_rate": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "review.target_margin": (lambda v: 0 <= v < 0.5, "in [0, 0.5) (0: use the *_rate keys)"),
+    "review.target_confidence": (lambda v: 0 < v < 1, "in (0, 1)"),
+    "review.expected_rate": (lambda v: 0 < v < 1, "in (0, 1)"),
+    "review.period_records": (
+        lambda v: all(k in REVIEW_STRATA and x > 0 for k, x in v.items()),
+        "a table of consequential | alert | base = number > 0",
     ),
 }
 

@@ -13,7 +13,8 @@ Label values (model ids, segments, codes, model versions) come from untrusted pr
 one is cut to 128 characters, and model ids, segments (per model) and codes (per model and
 feature) are capped by ``[metrics] max_models / max_segments / max_codes`` (distinct values of
 the label, ``"other"`` included): values beyond a cap fold into ``"other"`` and
-``janus_labels_folded_total{label=...}`` counts the folds. Models with
+``janus_labels_folded_total{label=...}`` counts the folds (probe outcomes, a fixed set, are
+capped like rejection reasons). Models with
 an active baseline (a Monitor) are admitted first and may displace a model id that has none, so
 a flood of made-up ids can neither blow up Prometheus nor push a monitored model into "other".
 
@@ -25,7 +26,10 @@ third of the usual 15 s scrape interval). Why not every batch: a refresh costs ~
 exporting gauges nobody scrapes than detecting; throttled, that is at most ~3% of a core. Why
 not on a timer alone: a model with an alert event is refreshed at once, so that
 ``janus_drift_statistic`` agrees with ``janus_drift_alert`` (set from the events themselves,
-never throttled). The last batch before a quiet period may sit unexported: call
+never throttled). A model's monitoring-cue detector (``pipeline.cue_detectors``, see
+docs/probes.md) is exported with its Monitor: its statistics and alerts as ``kind="cue"`` with
+segment ``(all)``, its recent discordance as ``janus_probe_discordance``. The last batch
+before a quiet period may sit unexported: call
 :meth:`JanusMetrics.refresh` when the consumer goes idle and before shutdown.
 
 >>> import tempfile
@@ -76,6 +80,7 @@ from detector.monitor.alerts import SEVERITY
 if TYPE_CHECKING:  # pragma: no cover
     from detector.monitor import Monitor
     from detector.pipeline import BatchResult, Pipeline
+    from detector.probes.sequential import CueDetector
 
 log = logging.getLogger("janus.metrics")
 
@@ -163,6 +168,7 @@ class _ModelView:
     code: dict[tuple[str, str], str] = field(default_factory=dict)  # (feature, code) → label
     feature: dict[str, str] = field(default_factory=dict)  # feature name → label
     firing: set[tuple[str, str, str]] = field(default_factory=set)  # (segment, feature, kind) as the Monitor names them
+    cue: CueDetector | None = None  # the model's monitoring-cue detector, built on the same Monitor
     exported: dict[str, dict[tuple[str, ...], list]] = field(default_factory=dict)  # metric → labels → [child, value]
     refreshed: float = float("-inf")
 
@@ -222,11 +228,25 @@ class JanusMetrics:
             "janus_model_version_unbaselined",
             "1 for a model version seen in production that the active baseline was not built on.",
             ("model_id", "model_version"), registry=reg)
+        self.probe_pairs = PromCounter(
+            "janus_probe_pairs_total",
+            "Monitoring-cue probe records by pairing outcome (paired, expired, same_condition, ...): pair ids, "
+            "records for duplicate, extra_record and no_baseline.",
+            ("model_id", "outcome"), registry=reg)
+        self.probe_discordance = Gauge(
+            "janus_probe_discordance",
+            "Monitoring-cue probe pairs over the recent window: rate when told unmonitored minus rate when told "
+            "monitored, for the feature's most discordant code (-1..1).",
+            ("model_id", "feature"), registry=reg)
+        # Review gauges are registered by the first set_review (janus serve, docs/review.md): a
+        # batch run without a review status exports no such names rather than empty ones.
+        self._review: dict[str, tuple[Gauge, set[tuple[str, ...]]]] = {}
 
         self._counter_keys: dict[str, set[tuple[tuple[str, ...], PromCounter]]] = {}  # model label → series
         self.models = LabelCap(config.max_models, "model_id", self.folded, on_evict=self._evict_model)
         self._segments: dict[str, LabelCap] = {}  # model label → its segment cap
         self.reasons = LabelCap(MAX_REASONS, "reason", self.folded)
+        self.outcomes = LabelCap(MAX_REASONS, "outcome", self.folded)  # detector.probes.pairing.OUTCOMES: 9
         self._views: dict[str, _ModelView] = {}  # model id (raw) → view
         self._lag_keys: set[tuple[str, str]] = set()
 
@@ -297,6 +317,17 @@ class JanusMetrics:
         for model, n in missing.items():
             self._count(self.baseline_missing, model, (model,), n)
 
+        probes: Counter[tuple[str, str]] = Counter()
+        for (model_id, outcome), n in result.probes.items():
+            model = models.get(model_id)
+            if model is None:
+                model = models[model_id] = self.models.get(model_id, trusted=model_id in self._views)
+            probes[(model, self.outcomes.get(outcome))] += n
+            if model_id in self._views:
+                dirty.add(model_id)  # discordance and cue statistics moved
+        for labels, n in probes.items():
+            self._count(self.probe_pairs, labels[0], labels, n)
+
         forced: set[str] = set()
         for event in result.alerts:
             view = self._views.get(event.model_id)
@@ -307,6 +338,8 @@ class JanusMetrics:
                 view.firing.add(key)
             elif event.status == "resolved":
                 view.firing.discard(key)
+            else:
+                continue  # a notice (protocol change) moves no statistic
             forced.add(event.model_id)
         now = self._clock()
         for model_id in dirty | forced:
@@ -339,22 +372,54 @@ class JanusMetrics:
     def set_checkpoint(self, ts: float | None = None) -> None:
         self.checkpoint.set(time.time() if ts is None else float(ts))
 
+    def set_review(self, pending: dict[str, int], rates: dict[tuple[str, str, str], float]) -> None:
+        """Replace the review gauges: ``pending`` model_id → count, ``rates`` (model_id, traffic,
+        bound) → rate (see :class:`detector.review.summary.ReviewStatus`). Model ids go through the
+        model cap; series no longer given are removed. Folded models: the max of their values."""
+        if not self._review:
+            self._review["pending"] = (Gauge(
+                "janus_review_pending", "Decisions sampled for human review that have no verdict yet.",
+                ("model_id",), registry=self.registry), set())
+            self._review["rate"] = (Gauge(
+                "janus_review_violation_rate",
+                "Verdict-weighted violation rate (Hajek estimate) and its confidence bounds (docs/review.md).",
+                ("model_id", "traffic", "bound"), registry=self.registry), set())
+        new: dict[str, dict[tuple[str, ...], float]] = {"pending": {}, "rate": {}}
+        for model_id, n in pending.items():
+            key = (self.models.get(model_id, trusted=model_id in self._views),)
+            new["pending"][key] = max(new["pending"].get(key, 0.0), float(n))
+        for (model_id, traffic, bound), value in rates.items():
+            key = (self.models.get(model_id, trusted=model_id in self._views), clip(traffic), clip(bound))
+            new["rate"][key] = max(new["rate"].get(key, 0.0), float(value))
+        for name, values in new.items():
+            gauge, old = self._review[name]
+            for labels in old - set(values):
+                _remove(gauge, labels)
+            for labels, value in values.items():
+                gauge.labels(*labels).set(value)
+            self._review[name] = (gauge, set(values))
+
     # ---- Monitor views ----------------------------------------------------------------------------
     def _sync_monitors(self, pipeline: Pipeline) -> set[str]:
         """Create views for new monitors (baseline switches included) and drop vanished ones."""
         new: set[str] = set()
         monitors = pipeline.monitors
+        cues = getattr(pipeline, "cue_detectors", {})
         for model_id in [m for m, v in self._views.items() if monitors.get(m) is not v.monitor]:
             self._drop_view(self._views.pop(model_id))
         for model_id, monitor in monitors.items():
-            if model_id in self._views:
-                continue
-            model = self.models.get(model_id, trusted=True)
-            if model == OTHER:
-                continue  # more baselined models than max_models: not exported, a fold per batch
-            view = self._views[model_id] = self._new_view(monitor, model)
-            new.add(model_id)
-            log.debug("metrics view for %s@%s", model_id, view.version)
+            view = self._views.get(model_id)
+            if view is None:
+                model = self.models.get(model_id, trusted=True)
+                if model == OTHER:
+                    continue  # more baselined models than max_models: not exported, a fold per batch
+                view = self._views[model_id] = self._new_view(monitor, model)
+                new.add(model_id)
+                log.debug("metrics view for %s@%s", model_id, view.version)
+            cue = cues.get(model_id)
+            if cue is not view.cue and (cue is None or cue.monitor is monitor):
+                self._attach_cue(view, cue)
+                new.add(model_id)
         return new
 
     def _new_view(self, monitor: Monitor, model: str) -> _ModelView:
@@ -380,6 +445,19 @@ class JanusMetrics:
             view.firing.add((fz.segment_name(int(s)), spec.name, spec.kind))
         return view
 
+    def _attach_cue(self, view: _ModelView, cue: CueDetector | None) -> None:
+        from detector.probes.sequential import KIND, SEGMENT
+
+        view.firing = {key for key in view.firing if key[2] != KIND}
+        view.cue = cue
+        if cue is None:
+            return
+        # "(all)": cue statistics pool the model's segments. Through the segment cap like a baseline's
+        # segments, so the per-model segment count stays bounded.
+        view.segment[SEGMENT] = self._segment_cap(view.model).get(SEGMENT, trusted=True)
+        for f in cue.firing.nonzero()[0]:  # restored from a checkpoint while firing
+            view.firing.add((SEGMENT, cue.specs[int(f)].name, KIND))
+
     def _drop_view(self, view: _ModelView) -> None:
         metrics = self._gauges()
         for name, exported in view.exported.items():
@@ -388,14 +466,16 @@ class JanusMetrics:
 
     def _gauges(self) -> dict[str, Gauge]:
         return {"statistic": self.statistic, "alert": self.alert, "share": self.share, "threshold": self.threshold,
-                "baseline_info": self.baseline_info, "unbaselined": self.unbaselined}
+                "baseline_info": self.baseline_info, "unbaselined": self.unbaselined,
+                "discordance": self.probe_discordance}
 
     def _refresh_view(self, view: _ModelView, now: float) -> None:
         monitor, model, segment_label, feature_label = view.monitor, view.model, view.segment, view.feature
         values: dict[str, dict[tuple[str, ...], float]] = {name: {} for name in self._gauges()}
 
         stats = values["statistic"]
-        for st in monitor.statistics():
+        cue = view.cue
+        for st in [*monitor.statistics(), *(cue.statistics() if cue is not None else ())]:
             key = (model, segment_label.get(st.segment, OTHER), feature_label.get(st.feature) or clip(st.feature),
                    st.kind)
             old = stats.get(key)
@@ -413,6 +493,10 @@ class JanusMetrics:
             key = (model, feature_label.get(sh.feature) or clip(sh.feature), code_label.get((sh.feature, sh.code), OTHER),
                    sh.traffic)
             shares[key] = shares.get(key, 0.0) + sh.value
+
+        if cue is not None:
+            for feature, value in cue.discordance().items():
+                values["discordance"][(model, feature_label.get(feature) or clip(feature))] = value
 
         values["threshold"][(model,)] = monitor.threshold
         b = monitor.baseline

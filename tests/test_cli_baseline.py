@@ -126,9 +126,11 @@ def test_diff_text_and_json(built, capsys):
     store = str(built["store"])
     assert main(["baseline", "diff", f"{MODEL}@1", f"{MODEL}@2", "--store", store, "--json"]) == 0
     diffs = json.loads(capsys.readouterr().out)
-    distances = [d["js_distance"] for d in diffs]
+    comparable = [d["comparable"] for d in diffs]
+    assert comparable == sorted(comparable, reverse=True), "refitted features come last"
+    distances = [d["js_distance"] for d in diffs if d["comparable"]]
     assert distances == sorted(distances, reverse=True) and distances[0] > 0
-    assert all(0 <= d <= 1 for d in distances)
+    assert all(0 <= d["js_distance"] <= 1 for d in diffs)
     refused = next(d for d in diffs if d["feature"] == "refused")
     assert sum(c["a"] for c in refused["codes"]) == pytest.approx(1.0)
     assert sum(c["b"] for c in refused["codes"]) == pytest.approx(1.0)

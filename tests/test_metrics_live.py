@@ -69,6 +69,8 @@ CONTRACT = {
     "janus_last_checkpoint_timestamp_seconds": "gauge",
     "janus_labels_folded": "counter",
     "janus_model_version_unbaselined": "gauge",
+    "janus_probe_pairs": "counter",
+    "janus_probe_discordance": "gauge",
 }
 
 
@@ -78,8 +80,10 @@ CONTRACT = {
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory):
     """(baseline store root, production values): compliance-gap from record 2,000, plus a few
-    rejected lines, records of a model without a baseline and of an unbaselined model version."""
+    rejected lines, records of a model without a baseline and of an unbaselined model version,
+    and ~600 monitoring-cue probe pairs of a cue-sensitive model (docs/probes.md) interleaved."""
     logs = simulate("compliance-gap", 1, n_evaluation=6000, n_production=12000, change_at=2000)
+    cue = simulate("cue-sensitive", 2, n_evaluation=0, n_production=12000, change_at=0).production
     parsed = parse_values([orjson.dumps(r) for r in logs.evaluation])
     assert not parsed.rejections
     root = tmp_path_factory.mktemp("baselines")
@@ -89,6 +93,8 @@ def stream(tmp_path_factory):
         if i % 400 == 7:
             record = {**record, "model_version": NEW_VERSION}
         values.append(orjson.dumps(record))
+        if cue[i].get("probe"):
+            values.append(orjson.dumps({**cue[i], "decision_id": f"probe-{cue[i]['decision_id']}"}))
         if i % 500 == 3:
             values.append(b"{not json")
         if i % 700 == 5:
@@ -149,7 +155,7 @@ def streamed(stream):
     return store, pipeline, metrics, result
 
 
-def test_a_drifting_stream_exports_the_contract(streamed):
+def test_a_drifting_stream_exports_the_contract(streamed, stream):
     _, pipeline, metrics, result = streamed
     text = scrape(metrics)
     families = samples(text)
@@ -181,7 +187,9 @@ def test_a_drifting_stream_exports_the_contract(streamed):
     missing = {s.labels["model_id"]: s.value for s in families["janus_baseline_missing"] if s.name.endswith("_total")}
     assert missing == {SHADOW: result.baseline_missing[SHADOW]}
     batches = {s.name: s.value for s in families["janus_batch_processing_seconds"]}
-    assert batches["janus_batch_processing_seconds_count"] == 13
+    assert batches["janus_batch_processing_seconds_count"] == len(range(0, len(stream[1]), 1000))
+    pairs = {s.labels["outcome"]: s.value for s in families["janus_probe_pairs"] if s.name.endswith("_total")}
+    assert pairs == {o: n for (m, o), n in result.probes.items() if m == MODEL} and pairs["paired"] > 500
 
     # The behaviour alert: 1 exactly for the detectors whose last event is "firing".
     firing = firing_keys(result)
@@ -195,10 +203,17 @@ def test_a_drifting_stream_exports_the_contract(streamed):
     assert behaviour and all(s.labels["severity"] == "critical" for s in behaviour)
 
     # Monitor views.
-    monitor = pipeline.monitors[MODEL]
+    monitor, cue = pipeline.monitors[MODEL], pipeline.cue_detectors[MODEL]
     stats = {(s.labels["segment"], s.labels["feature"], s.labels["kind"]): s.value
              for s in families["janus_drift_statistic"]}
-    assert stats == {(st.segment, st.feature, st.kind): pytest.approx(st.value) for st in monitor.statistics()}
+    assert stats == {(st.segment, st.feature, st.kind): pytest.approx(st.value)
+                     for st in [*monitor.statistics(), *cue.statistics()]}
+    assert any(kind == "cue" for *_, kind in firing), "the cue-sensitive probe pairs raised no cue alert"
+    cue_alerts = [s for s in families["janus_drift_alert"] if s.labels["kind"] == "cue"]
+    assert {s.labels["segment"] for s in cue_alerts} == {"(all)"}
+    assert all(s.labels["severity"] == "critical" for s in cue_alerts)
+    discordance = {s.labels["feature"]: s.value for s in families["janus_probe_discordance"]}
+    assert discordance == pytest.approx(cue.discordance()) and discordance["refused"] > 0.05
     assert set(stats) == {k[1:] for k in alerts}, "an alert series per detector (0 or 1)"
     (threshold,) = families["janus_drift_threshold"]
     assert threshold.labels == {"model_id": MODEL} and threshold.value == pytest.approx(monitor.threshold)
@@ -314,14 +329,10 @@ def test_hostile_label_values_stay_under_the_caps(stream):
 # Dashboard queries that a batch run of this pipeline cannot fill, and why. (Consumer lag and
 # checkpoint panels are not listed: run_stream(shell=True) reports them like the Kafka shell.)
 NO_DATA_EXPECTED = {
-    # Probe pairs and human review are in the dashboards and DESIGN.md, but nothing in detector/
-    # computes them yet, so JanusMetrics does not export these names.
-    "janus_probe_discordance": "probe pairs not implemented",
-    "janus_probe_pairs_total": "probe pairs not implemented",
-    "janus_review_violation_rate": "human review not implemented",
-    "janus_review_pending": "human review not implemented",
-    # The featurizer has "behaviour" and "input" detectors only: no monitoring-cue statistic.
-    'kind="cue"': "no cue detectors in the Monitor",
+    # Review gauges come from the verdict log, which only `janus serve` reads (JanusMetrics
+    # registers them on its first set_review).
+    "janus_review_violation_rate": "set by janus serve from the verdict log (docs/review.md), not by a batch run",
+    "janus_review_pending": "set by janus serve from the verdict log (docs/review.md), not by a batch run",
 }
 
 
@@ -356,19 +367,26 @@ def test_live_prometheus_dashboards_and_alerts(stream, tmp_path):
             result = run_stream(pipeline, metrics, values, pace=0.15, shell=True)  # ~7s, scraped meanwhile
             assert any(k[3] == "behaviour" for k in firing_keys(result))
 
-            # The alert, as Prometheus evaluates the (for-shortened) rule on the scraped series.
-            deadline = time.monotonic() + 20
-            while True:
-                alerts = [a for a in prom.api("alerts")["alerts"] if a["labels"]["alertname"] == "JanusBehaviourDrift"]
-                if any(a["state"] == "firing" for a in alerts):
-                    break
-                assert time.monotonic() < deadline, f"JanusBehaviourDrift not firing: {alerts}\n{prom.log_tail()}"
-                time.sleep(0.3)
-            (alert,) = [a for a in alerts if a["state"] == "firing"][:1]
+            # The alerts, as Prometheus evaluates the (for-shortened) rules on the scraped series.
+            def firing_alert(name: str) -> dict:
+                deadline = time.monotonic() + 20
+                while True:
+                    alerts = [a for a in prom.api("alerts")["alerts"] if a["labels"]["alertname"] == name]
+                    firing = [a for a in alerts if a["state"] == "firing"]
+                    if firing:
+                        return firing[0]
+                    assert time.monotonic() < deadline, f"{name} not firing: {alerts}\n{prom.log_tail()}"
+                    time.sleep(0.3)
+
+            alert = firing_alert("JanusBehaviourDrift")
             assert alert["labels"]["model_id"] == MODEL and alert["labels"]["kind"] == "behaviour"
             assert alert["labels"]["severity"] == "critical"
             assert "Detector statistic" in alert["annotations"]["description"]
             assert NEW_VERSION in alert["annotations"]["description"], "protocol-change caveat"
+            assert any(k[3] == "cue" for k in firing_keys(result))
+            cue = firing_alert("JanusMonitoringCueSensitivity")
+            assert cue["labels"]["model_id"] == MODEL and cue["labels"]["severity"] == "critical"
+            assert "Discordance" in cue["annotations"]["description"], "the rule's discordance lookup found nothing"
 
             # Every dashboard query, as Grafana would run it.
             window = time.time() - started + 5
@@ -484,7 +502,8 @@ def test_gauge_refresh_is_throttled_per_model(stream):
 
     def feed(chunk: list[bytes]) -> None:
         result = pipeline.process(chunk)
-        assert not result.alerts  # an alert event would force a refresh
+        # a firing/resolved event would force a refresh; the protocol-change notice does not
+        assert all(e.status == "notice" for e in result.alerts)
         metrics.observe_batch(result, pipeline, 0.0)
 
     feed(values[:500])  # a new monitor: exported at once

@@ -18,6 +18,7 @@ import hashlib
 import os
 import re
 import tempfile
+import zipfile
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -240,7 +241,7 @@ class BaselineStore:
         try:
             with np.load(folder / ARRAYS_FILE, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
-        except (ValueError, OSError, EOFError) as exc:
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:  # e.g. truncated, manifest rewritten
             raise JanusError(f"{folder / ARRAYS_FILE}: unreadable arrays: {exc}") from None
         return Baseline(
             model_id=meta["model_id"],

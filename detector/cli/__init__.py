@@ -17,6 +17,9 @@ COMMAND_MODULES = [
     "detector.cli.backtest_cmd",
     "detector.cli.demo_cmd",
     "detector.cli.serve_cmd",
+    "detector.cli.report_cmd",
+    "detector.cli.probe_cmd",
+    "detector.cli.review_cmd",
 ]
 
 

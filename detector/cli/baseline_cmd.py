@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 
 from detector.baseline import build_baselines
+from detector.baseline.from_kafka import add_range_arguments, check_range_arguments, iso, read_range_from_args
 from detector.baseline.compare import diff_baselines
 from detector.cli.common import add_store_argument, config_of, default_actor, print_json, store_of
 from detector.errors import JanusError
@@ -16,7 +18,10 @@ def register(sub) -> None:
     cmds = parser.add_subparsers(dest="baseline_command", required=True, metavar="ACTION")
 
     b = cmds.add_parser("build", help="build a baseline per model from evaluation records")
-    b.add_argument("--input", required=True, help="JSONL file of decision records")
+    source = b.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", help="JSONL file of decision records")
+    source.add_argument("--from-kafka", action="store_true",
+                        help="read the records of a time range of a Kafka topic (--topic, --since, --until)")
     b.add_argument("--model-id", help="only this model (default: every model in the file)")
     b.add_argument("--reason", required=True, help="why this baseline is being built (audit log)")
     b.add_argument("--actor", default=None, help="who builds it (default: $JANUS_ACTOR or the login name)")
@@ -24,6 +29,7 @@ def register(sub) -> None:
     b.add_argument("--allow-production", action="store_true",
                    help="also learn from production records (refused unless asked: it would hide drift)")
     b.add_argument("--json", action="store_true")
+    add_range_arguments(b)
     b.set_defaults(handler=_build)
 
     ls = cmds.add_parser("list", help="models, versions and which is ACTIVE")
@@ -33,6 +39,9 @@ def register(sub) -> None:
     show = cmds.add_parser("show", help="one baseline: metadata and per-feature shares")
     show.add_argument("ref", metavar="MODEL[@VERSION]")
     show.add_argument("--json", action="store_true")
+    show.add_argument("--arl", type=float, help="ARL for the sample-size advice (default: the configured one)")
+    show.add_argument("--effect", type=float, help="odds ratio of the change for the sample-size advice "
+                                                   "(default: the smallest configured tilt)")
     show.set_defaults(handler=_show)
 
     diff = cmds.add_parser("diff", help="compare two baselines feature by feature")
@@ -52,6 +61,14 @@ def register(sub) -> None:
         p.add_argument("--actor", default=None)
         p.set_defaults(handler=func)
 
+    promote = cmds.choices["promote"]
+    promote.add_argument("--max-js-distance", type=float, default=0.1, metavar="D",
+                         help="a feature whose code shares moved more than this Jensen-Shannon distance from "
+                              "the ACTIVE version counts as a large change (default 0.1)")
+    promote.add_argument("--accept-large-change", action="store_true",
+                         help="promote although the new version differs strongly from the ACTIVE one "
+                              "(recorded in the audit entry)")
+
     audit = cmds.add_parser("audit", help="the audit log (and a check of its hash chain)")
     audit.add_argument("--model-id")
     audit.add_argument("--json", action="store_true")
@@ -64,15 +81,23 @@ def register(sub) -> None:
 def _build(args) -> int:
     config = config_of(args)
     store = store_of(args, config)
-    try:
-        parsed = read_decisions(args.input, config.limits)
-    except OSError as exc:
-        raise JanusError(f"{args.input}: cannot read input: {exc.strerror or exc}") from None
+    kafka_range = check_range_arguments(args, config)
+    if kafka_range is not None:
+        if args.allow_production and not args.reason.strip():  # refuse before reading the whole range
+            raise JanusError("--allow-production needs a --reason: a baseline from production hides drift")
+        parsed = read_range_from_args(args, config, kafka_range)
+        where, source = f"topic {kafka_range[0]} {iso(kafka_range[1])}..{iso(kafka_range[2])}", parsed.source()
+    else:
+        try:
+            parsed = read_decisions(args.input, config.limits)
+        except OSError as exc:
+            raise JanusError(f"{args.input}: cannot read input: {exc.strerror or exc}") from None
+        where = source = str(args.input)
     result = build_baselines(parsed.decisions, config, model_id=args.model_id,
-                             allow_production=args.allow_production, source=str(args.input),
+                             allow_production=args.allow_production, source=source,
                              reason=args.reason, actor=args.actor or default_actor())
     if not result.baselines:
-        raise JanusError(f"{args.input}: no evaluation records" + (f" for model {args.model_id!r}" if args.model_id else ""))
+        raise JanusError(f"{where}: no evaluation records" + (f" for model {args.model_id!r}" if args.model_id else ""))
     rejected = Counter(r.reason for r in parsed.rejections)
     built = []
     for model_id, baseline in result.baselines.items():
@@ -80,9 +105,16 @@ def _build(args) -> int:
         built.append({"model_id": model_id, "version": version, "records": baseline.n_records,
                       "active": args.activate})
     summary = {"built": built, "skipped_production": result.skipped_production, "rejected": dict(rejected)}
+    if kafka_range is not None:
+        summary["kafka"] = {"topic": parsed.topic, "since": iso(parsed.since), "until": iso(parsed.until),
+                            "messages": parsed.messages, "skipped_before_since": parsed.skipped_before,
+                            "partitions": [p.to_dict() for p in parsed.partitions]}
     if args.json:
         print_json(summary)
         return 0
+    if kafka_range is not None:
+        print(f"read {parsed.messages:,} records of {where} from {parsed.bootstrap_servers} ("
+              + ", ".join(f"partition {p.partition}: {p.messages:,}" for p in parsed.partitions) + ")")
     for b in built:
         print(f"built {b['model_id']}@{b['version']} from {b['records']:,} evaluation records"
               + (" (now ACTIVE)" if b["active"] else ""))
@@ -91,7 +123,39 @@ def _build(args) -> int:
     if rejected:
         print(f"rejected {sum(rejected.values()):,} lines: " + ", ".join(f"{k} {v:,}" for k, v in rejected.most_common())
               + f"; first: {parsed.rejections[0].message}")
+    for baseline in result.baselines.values():
+        for line in _sample_size_warning(baseline, config):
+            print(line)
     return 0
+
+
+# Codes rarer than this are left out of the build warning (they always need large samples; `show`
+# lists them); the warning fires when a code at least this common would be detected more than
+# `slack` times slower than with an exactly known evaluation rate.
+WARN_MIN_RATE = 0.02
+
+
+def _sample_size_warning(baseline, config, arl: float | None = None) -> list[str]:
+    """Lines warning that the evaluation sample is small: the baseline's credible bounds would stretch
+    detection delays by more than 1.5x for common codes (see detector.report.advice)."""
+    from detector.report.advice import sample_size_advice
+
+    arl = arl if arl is not None else config.detection.arl_for(baseline.model_id)
+    advice = sample_size_advice(baseline, arl=arl, config=config.detection, min_rate=WARN_MIN_RATE)
+    short = [a for a in advice if not a.sufficient]
+    if not short:
+        return []
+    first = short[0]
+    lines = [f"warning: {baseline.ref} was built from {baseline.n_records:,} evaluation records: for {len(short)} of "
+             f"{len(advice)} codes seen in >= {100 * WARN_MIN_RATE:g}% of evaluation, the baseline's uncertainty "
+             f"would make a x{first.effect:g} change in their odds take more than {first.slack:g}x the production "
+             f"records it would with an exact baseline; about {first.needed:,} evaluation records would fix that. "
+             f"Delays at ARL {arl:,.0f}, most demanding first:"]
+    shown = short[:3] + [a for a in short[3:] if a.feature == "refused"][:1]
+    lines += [f"  {a.sentence()}" for a in shown]
+    lines.append("  (delay ~ (log(ARL*F) + log K) / drift per record; `janus baseline show --json` lists every code; "
+                 "see docs/analyst-guide.md)")
+    return lines
 
 
 def _list(args) -> int:
@@ -108,7 +172,8 @@ def _list(args) -> int:
 
 
 def _show(args) -> int:
-    store = store_of(args, config_of(args))
+    config = config_of(args)
+    store = store_of(args, config)
     baseline = store.load(*store.resolve(args.ref))
     features = []
     for j, spec in enumerate(baseline.specs):
@@ -120,6 +185,14 @@ def _show(args) -> int:
             "built_at": baseline.built_at, "actor": baseline.actor, "reason": baseline.reason,
             "traffic": baseline.traffic, "source": baseline.source,
             "active": store.active_version(baseline.model_id) == baseline.version, "features": features}
+    from detector.report.advice import sample_size_advice
+
+    arl = args.arl if args.arl is not None else config.detection.arl_for(baseline.model_id)
+    if arl <= 1 or (args.effect is not None and args.effect <= 1):
+        raise JanusError("--arl and --effect must be > 1")
+    advice = sample_size_advice(baseline, arl=arl, config=config.detection, effect=args.effect)
+    info["sample_size"] = {"arl": arl, "effect": advice[0].effect if advice else args.effect,
+                           "codes": [a.to_dict() for a in advice]}
     if args.json:
         print_json(info)
         return 0
@@ -130,6 +203,12 @@ def _show(args) -> int:
     for f in features:
         top = sorted(f["shares"].items(), key=lambda kv: -kv[1])[:4]
         print(f"  {f['feature']:<24} {f['kind']:<9} " + "  ".join(f"{k} {100 * v:.1f}%" for k, v in top if v > 0))
+    short = [a for a in advice if not a.sufficient]
+    print(f"  sample size at ARL {arl:,.0f}: {len(advice) - len(short)} of {len(advice)} codes seen in >= 1% of "
+          f"evaluation are within {advice[0].slack if advice else 1.5:g}x of the exact-baseline delay"
+          + (f"; the most demanding needs ~{short[0].needed:,} evaluation records:" if short else ""))
+    for a in short[:3]:
+        print(f"    {a.sentence()}")
     return 0
 
 
@@ -137,13 +216,26 @@ def _diff(args) -> int:
     store = store_of(args, config_of(args))
     a = store.load(*store.resolve(args.a))
     b = store.load(*store.resolve(args.b))
-    diffs = diff_baselines(a, b)
+    from detector.report.advice import CLUSTER_FEATURES, promotion_check
+
+    # Text clusters and quantile bins are fitted per baseline: between two versions the same label
+    # ("#3", "[96, 103)") means different things, so a distance by label is not a change. Such
+    # features are flagged (``comparable: false``) instead of shown with a misleading distance.
+    refitted = set(promotion_check(a, b)[1]) if a.ref != b.ref else set()
+    # Comparable features first (largest distance first within each group: the sort is stable).
+    diffs = sorted(diff_baselines(a, b), key=lambda d: d.feature in refitted)
     if args.json:
-        print_json([{"feature": d.feature, "kind": d.kind, "js_distance": d.js_distance,
+        print_json([{"feature": d.feature, "kind": d.kind, "comparable": d.feature not in refitted,
+                     "js_distance": d.js_distance,
                      "codes": [{"code": c, "a": x, "b": y} for c, x, y in d.codes]} for d in diffs])
         return 0
     print(f"{'feature':<24} {'JS dist':>7}   code: {a.ref} → {b.ref}")
     for d in diffs:
+        if d.feature in refitted:
+            what = "clusters" if d.feature in CLUSTER_FEATURES else "bins"
+            print(f"{d.feature:<24} {'refit':>7}   {what} fitted per baseline: same labels, different meaning; "
+                  "not compared")
+            continue
         moved = sorted(d.codes, key=lambda c: -abs(c[1] - c[2]))[: args.top]
         changes = "  ".join(f"{c}: {100 * x:.1f}%→{100 * y:.1f}%" for c, x, y in moved if abs(x - y) >= 0.0005)
         print(f"{d.feature:<24} {d.js_distance:7.3f}   {changes or 'no change'}")
@@ -152,9 +244,41 @@ def _diff(args) -> int:
 
 def _promote(args) -> int:
     store = store_of(args, config_of(args))
-    previous = store.promote(args.model_id, args.version, actor=args.actor or default_actor(), reason=args.reason)
+    reason = _large_change_reason(store, args)
+    previous = store.promote(args.model_id, args.version, actor=args.actor or default_actor(), reason=reason)
     print(f"{args.model_id}: ACTIVE {previous or '-'} → {args.version}")
     return 0
+
+
+def _large_change_reason(store, args) -> str:
+    """The audit reason for a promotion: refused when the new version moved any comparable feature by
+    more than --max-js-distance from the ACTIVE one, unless --accept-large-change (then noted)."""
+    from detector.report.advice import promotion_check
+
+    if not 0 < args.max_js_distance <= 1:
+        raise JanusError(f"--max-js-distance must be in (0, 1], got {args.max_js_distance:g}")
+    current_version = store.active_version(args.model_id)
+    if current_version is None or current_version == args.version:
+        return args.reason
+    current = store.load(args.model_id, current_version)
+    candidate = store.load(args.model_id, args.version)
+    distances, _ = promotion_check(current, candidate)
+    large = [d for d in distances if d.js_distance > args.max_js_distance]
+    if not large:
+        return args.reason
+    what = "; ".join(f"{d.feature} {d.js_distance:.3f} ({d.moved[0][0]} {100 * d.moved[0][1]:.1f}% → "
+                     f"{100 * d.moved[0][2]:.1f}%)" for d in large[:3])
+    note = (f"large change accepted: JS distance > {args.max_js_distance:g} from ACTIVE {current_version} on "
+            f"{len(large)} feature(s): {what}")
+    if not args.accept_large_change:
+        raise JanusError(f"{args.model_id}@{args.version} differs strongly from ACTIVE {current_version} "
+                         f"(JS distance > {args.max_js_distance:g}: {what}); review `janus baseline diff "
+                         f"{args.model_id}@{current_version} {args.model_id}@{args.version}` and, if intended, "
+                         f"promote with --accept-large-change and a --reason saying why")
+    if not args.reason.strip():
+        raise JanusError("--accept-large-change needs a --reason saying why the large change is intended")
+    print(f"warning: {args.model_id}@{args.version}: {note}", file=sys.stderr)
+    return f"{args.reason} [{note}]"
 
 
 def _rollback(args) -> int:
@@ -173,6 +297,10 @@ def _audit(args) -> int:
         print_json(entries)
         return 0
     for e in entries:
-        print(f"{e['time']}  {e['actor']:<12} {e['action']:<8} {e['model_id']}@{e['version']}  {e['reason']}")
+        built_on = ""
+        if e["action"] == "build":  # the model versions the baseline covers (a protocol change is any other)
+            built_on = f"  [model versions: {', '.join(e.get('model_versions') or []) or 'not recorded'}]"
+        print(f"{e['time']}  {e['actor']:<12} {e['action']:<8} {e['model_id']}@{e['version']}  {e['reason']}"
+              f"{built_on}")
     print(f"audit chain intact ({n} entries)")
     return 0

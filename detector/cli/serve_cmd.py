@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+import time
 
 from detector import logs
 from detector.cli.common import add_store_argument, config_of, store_of
@@ -53,6 +54,10 @@ def register(sub) -> None:
                    help="the traffic a topic carries: evaluation or production (repeatable)")
     p.add_argument("--group-id")
     p.add_argument("--alert-topic")
+    p.add_argument("--review-topic", help='topic of the audit sample for human review (default: the config\'s '
+                                          'review.topic, janus.review; "" = none; docs/review.md)')
+    p.add_argument("--review-out", metavar="FILE.jsonl",
+                   help="also append the audit sample to this JSONL file (default: the config's review.jsonl)")
     p.add_argument("--checkpoint-dir", help="shared checkpoint folder (default: the config's checkpoint.directory)")
     p.add_argument("--arl", type=float, help="override the configured ARL")
     p.add_argument("--metrics-addr", help="host:port for /metrics (default 127.0.0.1:9464; port 0 = any free port)")
@@ -81,11 +86,26 @@ def start_metrics(args, config) -> tuple[JanusMetrics, object]:
     return metrics, server
 
 
+REVIEW_REFRESH_SECONDS = 10.0  # the verdict log is re-read only when it changed; this bounds the summary cost
+
+
 def wire_metrics(service: StreamService, metrics: JanusMetrics) -> None:
-    """Feed the service's batches, lag and checkpoints into the metrics."""
+    """Feed the service's batches, lag, checkpoints and review status into the metrics.
+
+    Review gauges: at most every REVIEW_REFRESH_SECONDS (on a batch), the verdict log next to the
+    baseline store against the decisions this instance's partitions sampled (docs/review.md).
+    """
+    from detector.review.summary import ReviewStatus
+
+    review = ReviewStatus.for_config(service.config, service.store.root)
+    review_at = [float("-inf")]
 
     def on_batch(topic, partition, result, seconds):
         metrics.observe_batch(result, service, seconds)
+        now = time.monotonic()
+        if now - review_at[0] >= REVIEW_REFRESH_SECONDS:
+            review_at[0] = now
+            review.export(metrics, service.review_counts())
         for (t, p), lag in service.lags().items():
             metrics.set_lag(t, p, lag)
         if service.last_checkpoint_time is not None:
@@ -110,6 +130,7 @@ def _run(args) -> int:
     traffic = {**config.kafka.traffic_by_topic, **_traffic_map(args.traffic)}
     service = StreamService(store_of(args, config), config, topics=args.topic, traffic_by_topic=traffic,
                             group_id=args.group_id, alert_topic=args.alert_topic,
+                            review_topic=args.review_topic, review_jsonl=args.review_out,
                             checkpoint_dir=args.checkpoint_dir, arl=args.arl)
     metrics, server = start_metrics(args, config)
     wire_metrics(service, metrics)

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from detector.config import FeaturesConfig
-from detector.features.text import PhraseCounter, TextCoder
+from detector.features.text import PhraseCounter, TextCoder, TextField
 from detector.records import Decision
 
 BEHAVIOUR = "behaviour"
@@ -228,6 +228,10 @@ class Featurizer:
         self._tool_index = _index(self.tools, 0)
         self._attribute_index = {k: _index(v, 2) for k, v in self.attributes.items()}
         self._edges = {k: np.asarray(v, dtype=np.float64) for k, v in self.edges.items()}
+        # Output and reasoning also feed the oversight-phrase count: one cache per field serves both.
+        self._text_fields = {name: TextField(coder, None if name == "input_cluster" else self._phrases,
+                                             self.config.text_cache_size)
+                             for name, coder in self.coders.items()}
 
     # ---- shape of the output ---------------------------------------------------------------
     @property
@@ -270,11 +274,12 @@ class Featurizer:
             columns.append(_category_codes([_attribute_text(a.get(key)) for a in cols.attributes], index))
         numeric = cols.numeric()
         columns.extend(_bin_codes(numeric[name], self._edges[name]) for name in self.NUMERIC)
-        columns.append(self.coders["output_cluster"].codes(cols.output_text))
-        columns.append(self.coders["reasoning_cluster"].codes(cols.reasoning))
-        phrases = self._phrases.counts(cols.output_text, cols.reasoning)
-        columns.append(np.minimum(phrases, 2).astype(np.int16))
-        input_codes = self.coders["input_cluster"].codes(cols.input_text)
+        output_codes, output_phrases = self._text_fields["output_cluster"].encode(cols.output_text)
+        reasoning_codes, reasoning_phrases = self._text_fields["reasoning_cluster"].encode(cols.reasoning)
+        columns.append(output_codes)
+        columns.append(reasoning_codes)
+        columns.append(np.minimum(output_phrases + reasoning_phrases, 2))
+        input_codes, _ = self._text_fields["input_cluster"].encode(cols.input_text)
         columns.append(input_codes)
         columns.append(_bin_codes(numeric["input_length"], self._edges["input_length"]))
         codes = np.column_stack(columns).astype(np.int16) if n else np.zeros((0, len(self.specs)), np.int16)

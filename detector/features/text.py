@@ -117,31 +117,34 @@ class TextCoder:
 
     def codes(self, texts: Sequence[str | None]) -> np.ndarray:
         """Codes for a batch; only texts not seen recently are embedded."""
-        out = np.zeros(len(texts), dtype=np.int16)
+        if self.centroids is None:
+            return np.zeros(len(texts), dtype=np.int16)
+        prefix = self.prefix_chars
+        return self.template_codes([template_of(t, prefix) if t else None for t in texts])
+
+    def template_codes(self, templates: Sequence[str | None]) -> np.ndarray:
+        """:meth:`codes` of texts already folded by :func:`template_of` (None or "" = missing)."""
+        out = np.zeros(len(templates), dtype=np.int16)
         if self.centroids is None:
             return out
         cache = self._cache
-        todo_keys: dict[int, str] = {}
-        keys = []
-        for i, text in enumerate(texts):
-            if not text:
-                keys.append(None)
-                continue
-            text = template_of(text, self.prefix_chars)
-            key = hash(text)
-            keys.append(key)
-            if key not in cache:
-                todo_keys[key] = text
-        if todo_keys:
-            if len(cache) + len(todo_keys) > self.cache_size:
-                cache.clear()  # bounded memory; results are identical with or without the cache
-            vectors = _unit(self.embedder.transform(list(todo_keys.values())))
+        keys = [hash(t) if t else None for t in templates]
+        todo = {key: t for key, t in zip(keys, templates) if key is not None and key not in cache}
+        if todo:
+            if len(cache) + len(todo) > self.cache_size:
+                # Bounded memory; results are identical with or without the cache. Hits of this
+                # batch are dropped too, so they are embedded again with the misses.
+                cache.clear()
+                todo = {key: t for key, t in zip(keys, templates) if key is not None}
+            vectors = _unit(self.embedder.transform(list(todo.values())))
             d2 = ((vectors[:, None, :] - self.centroids[None, :, :]) ** 2).sum(axis=2)
-            for key, code in zip(todo_keys, np.argmin(d2, axis=1) + 1):
+            for key, code in zip(todo, np.argmin(d2, axis=1) + 1):
                 cache[key] = int(code)
-        for i, key in enumerate(keys):
-            if key is not None:
-                out[i] = cache[key]
+            if len(cache) > self.cache_size:  # a batch with more distinct texts than the cache holds
+                codes = [0 if key is None else cache[key] for key in keys]
+                cache.clear()
+                return np.array(codes, dtype=np.int16)
+        out[:] = [0 if key is None else cache[key] for key in keys]
         return out
 
     def state(self, prefix: str) -> tuple[dict, dict[str, np.ndarray]]:
@@ -180,14 +183,18 @@ class PhraseCounter:
     def count(self, text: str | None) -> int:
         if not text:
             return 0
-        text = template_of(text, self.prefix_chars)  # digits never matter to a phrase; templates repeat
-        hit = self._cache.get(text)
+        # Digits never matter to a phrase; templates repeat.
+        return self.template_count(template_of(text, self.prefix_chars))
+
+    def template_count(self, template: str) -> int:
+        """:meth:`count` of a text already folded by :func:`template_of`."""
+        hit = self._cache.get(template)
         if hit is None:
-            lowered = text.lower()
+            lowered = template.lower()
             hit = sum(lowered.count(p) for p in self.phrases)
             if len(self._cache) >= self.cache_size:
                 self._cache.clear()  # bounded; counts are the same with or without the cache
-            self._cache[text] = hit
+            self._cache[template] = hit
         return hit
 
     def counts(self, *fields: Sequence[str | None]) -> np.ndarray:
@@ -197,3 +204,60 @@ class PhraseCounter:
         for texts in fields:
             out += np.fromiter(map(self.count, texts), dtype=np.int32, count=n)
         return out
+
+
+class TextField:
+    """One text field of a batch → its cluster codes and (optionally) oversight-phrase counts.
+
+    Decision logs repeat texts verbatim (stock refusals, templated prompts), so results are cached
+    per distinct raw text (a hash of its prefix): a hit skips digit folding, the coder's template
+    cache and the phrase scan at once; a miss is folded once and shared by both. Results are
+    identical with or without this cache.
+
+    >>> coder = TextCoder(clusters=2, dim=4).fit(["I can't help."] * 3 + ["Alert 7 closed."] * 3)
+    >>> field = TextField(coder, PhraseCounter(["not monitored"]))
+    >>> codes, phrases = field.encode(["Alert 8 closed.", None, "Not monitored: alert 9 closed."])
+    >>> codes.tolist() == coder.codes(["Alert 8 closed.", None, "Not monitored: alert 9 closed."]).tolist()
+    True
+    >>> phrases.tolist()
+    [0, 0, 1]
+    """
+
+    PHRASE_CAP = 2  # phrase counts are kept up to this (the feature's "two or more")
+
+    def __init__(self, coder: TextCoder, phrases: PhraseCounter | None = None, cache_size: int | None = None):
+        self.coder = coder
+        self.phrases = phrases
+        self.cache_size = coder.cache_size if cache_size is None else cache_size
+        self._cache: dict[int, int] = {}  # hash of the raw prefix → code * (cap + 1) + capped phrase count
+
+    def encode(self, texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
+        """(cluster codes, phrase counts capped at 2) per text; counts are zeros without a PhraseCounter."""
+        prefix = self.coder.prefix_chars
+        cache = self._cache
+        keys = [hash(t[:prefix]) if t else None for t in texts]
+        get = cache.get
+        packed = [0 if key is None else get(key) for key in keys]
+        if None in packed:
+            todo = {key: t for key, t, p in zip(keys, texts, packed) if p is None}
+            templates = [template_of(t, prefix) for t in todo.values()]
+            codes = self.coder.template_codes(templates).tolist()
+            base = self.PHRASE_CAP + 1
+            if self.phrases is None:
+                values = [code * base for code in codes]
+            elif self.phrases.prefix_chars == prefix:  # always, in a Featurizer: one config sets both
+                count = self.phrases.template_count
+                cap = self.PHRASE_CAP
+                values = [code * base + min(count(t), cap) for code, t in zip(codes, templates)]
+            else:
+                count = self.phrases.count
+                cap = self.PHRASE_CAP
+                values = [code * base + min(count(t), cap) for code, t in zip(codes, todo.values())]
+            found = dict(zip(todo, values))
+            packed = [found[key] if p is None else p for key, p in zip(keys, packed)]
+            if len(cache) + len(found) > self.cache_size:
+                cache.clear()  # bounded memory
+            if len(found) <= self.cache_size:
+                cache.update(found)
+        values = np.array(packed, dtype=np.int32)
+        return (values // (self.PHRASE_CAP + 1)).astype(np.int16), (values % (self.PHRASE_CAP + 1)).astype(np.int16)

@@ -64,7 +64,11 @@ class Monitor:
     through :meth:`state` / :meth:`restore`.
     """
 
-    def __init__(self, baseline: Baseline, *, arl: float | None = None, config: DetectionConfig = DetectionConfig()):
+    def __init__(self, baseline: Baseline, *, arl: float | None = None, config: DetectionConfig = DetectionConfig(),
+                 extra_tests: int = 0):
+        # extra_tests: statistics of the same model thresholded elsewhere with this monitor's per-test
+        # threshold (the monitoring-cue detector, detector.probes), so they share the ARL budget.
+        self.extra_tests = int(extra_tests)
         self.baseline = baseline
         self.config = config
         self.arl = float(arl if arl is not None else config.arl_for(baseline.model_id))
@@ -104,7 +108,7 @@ class Monitor:
         self._log_weights = -np.log(np.maximum(self._sizes, 1)).astype(np.float64)  # the family's mean
         n_features = len(self.features)
         # Bonferroni over the model's features (the mixture already covers each feature's family).
-        self.log_threshold = float(np.log(self.arl) + np.log(max(n_features, 1)))
+        self.log_threshold = float(np.log(self.arl) + np.log(max(n_features + self.extra_tests, 1)))
         self.log_resolve = self.log_threshold + float(np.log(config.resolve_fraction))
         # The SR mixture rests a few nats above 0 under no change (≈ log of 1/KL of its weakest
         # components); half the threshold is well above that and well below an alarm.
@@ -165,8 +169,16 @@ class Monitor:
             return ""
         running = ", ".join(sorted(self.unbaselined_versions))
         built = ", ".join(self.baseline.model_versions) or "unknown versions"
+        paused = ("; its records are counted, not scored (detection.on_protocol_change = pause)"
+                  if self.config.on_protocol_change == "pause" else "")
         return (f"production now runs {self.model_id} {running}; baseline {self.baseline.ref} was built on "
-                f"{built}: baseline predates this version")
+                f"{built}: baseline predates this version{paused}")
+
+    def is_unbaselined(self, version: str | None) -> bool:
+        """A production ``model_version`` the baseline was not built on (a protocol change); records
+        without a version, or against a baseline that recorded none, are taken as covered."""
+        known = self.baseline.model_versions
+        return version is not None and bool(known) and version not in known
 
     # ---- updates ---------------------------------------------------------------------------------
     def update(self, decisions: Sequence[Decision]) -> list[AlertEvent]:
@@ -174,11 +186,15 @@ class Monitor:
         production = [d for d in decisions if d.traffic == "production"]
         if not production:
             return []
-        known = self.baseline.model_versions
-        for d in production:
-            if d.model_version is not None and known and d.model_version not in known:
+        unbaselined = [self.is_unbaselined(d.model_version) for d in production]
+        for d, new in zip(production, unbaselined):
+            if new:
                 if d.model_version in self.unbaselined_versions or len(self.unbaselined_versions) < MAX_TRACKED_VERSIONS:
                     self.unbaselined_versions[d.model_version] += 1
+        if self.config.on_protocol_change == "pause" and any(unbaselined):
+            production = [d for d, new in zip(production, unbaselined) if not new]
+            if not production:
+                return []
         matrix = self.featurizer.transform(production)
         return self.update_matrix(matrix, [d.decision_id for d in production],
                                   np.array([d.position for d in production]),
@@ -381,6 +397,7 @@ class Monitor:
             "model_id": self.model_id,
             "baseline_version": self.baseline.version,
             "arl": self.arl,
+            "extra_tests": self.extra_tests,
             "n_production": self.n_production,
             "unbaselined_versions": dict(self.unbaselined_versions),
         }
@@ -400,7 +417,7 @@ class Monitor:
         if meta["baseline_version"] != baseline.version or meta["model_id"] != baseline.model_id:
             raise ValueError(f"state was saved against {meta['model_id']}@{meta['baseline_version']}, "
                              f"not {baseline.ref}")
-        monitor = cls(baseline, arl=meta["arl"], config=config)
+        monitor = cls(baseline, arl=meta["arl"], config=config, extra_tests=int(meta.get("extra_tests", 0)))
         if arrays["log_r"].shape != monitor.log_r.shape:
             raise ValueError(f"state of {baseline.ref} has detector shape {arrays['log_r'].shape}, "
                              f"expected {monitor.log_r.shape}")

@@ -24,7 +24,8 @@ One consumer group member reading one or more decision topics:
   model id and are written as JSON lines to ``alert_stream`` (stdout by default). Outputs are
   at-least-once: after a crash, records since the last checkpoint are replayed and their
   alerts produced again (same ``decision_id`` and ``record_index``, so consumers can
-  de-duplicate).
+  de-duplicate). The audit sample for human review (``BatchResult.review_samples``) goes the
+  same way to ``review.topic`` (``janus.review``) and/or the ``review.jsonl`` file.
 * **Stopping.** SIGTERM or SIGINT (or :meth:`StreamService.stop`) finishes the current batch,
   checkpoints, commits, closes the clients and makes :meth:`run` return 0. A second signal
   aborts at once.
@@ -67,6 +68,11 @@ log = logging.getLogger("janus.stream")
 __all__ = ["ServiceStats", "StreamService", "kafka_settings_from_config"]
 
 CHECKPOINT_FORMAT = 1
+# A dead letter is a record the cluster already accepted, of any size its broker allows (a 10 MiB
+# message is rejected as too_large but must still reach the DLQ unchanged): the client-side size
+# check must not be what refuses it, so it sits at Kafka's own request ceiling
+# (socket.request.max.bytes, 100 MiB); the broker's per-topic limit is the real one.
+MAX_OUTPUT_REQUEST_BYTES = 104_857_600
 
 
 def kafka_settings_from_config(config: JanusConfig) -> dict[str, Any]:
@@ -102,6 +108,7 @@ class ServiceStats:
     commits: int = 0
     commit_failures: int = 0
     outputs_dropped: int = 0
+    review_samples: int = 0
     skipped_behind_checkpoint: int = 0
     assigned: list[tuple[str, int]] = field(default_factory=list)
 
@@ -139,6 +146,8 @@ class StreamService:
         group_id: str | None = None,
         alert_topic: str | None = None,
         dlq_topic_template: str | None = None,
+        review_topic: str | None = None,
+        review_jsonl: str | os.PathLike[str] | None = None,
         checkpoint_dir: str | os.PathLike[str] | None = None,
         checkpoint_every_records: int | None = None,
         checkpoint_every_seconds: float | None = None,
@@ -167,6 +176,12 @@ class StreamService:
         self.dlq_topic_template = dlq_topic_template or ("{topic}" + k.dlq_suffix)
         if self.alert_topic in self.topics:
             raise JanusError(f"the alert topic {self.alert_topic!r} is also a decision topic")
+        # The audit sample for human review (docs/review.md): a topic and/or a JSONL file ("" = off).
+        self.review_topic = review_topic if review_topic is not None else config.review.topic
+        if self.review_topic and self.review_topic in self.topics:
+            raise JanusError(f"the review topic {self.review_topic!r} is also a decision topic")
+        self.review_jsonl = str(review_jsonl if review_jsonl is not None else config.review.jsonl)
+        self._review_writer: Any = None
         self.checkpoints = CheckpointStore(
             checkpoint_dir if checkpoint_dir is not None else config.checkpoint.directory, group=self.group_id
         )
@@ -180,8 +195,7 @@ class StreamService:
         self._consumer_kwargs["bootstrap_timeout_ms"] = int(bootstrap_timeout_ms)
         self._producer_kwargs = kafka_kwargs("producer", client_id=f"{self.client_id}-out", **settings)
         self._producer_kwargs["bootstrap_timeout_ms"] = int(bootstrap_timeout_ms)
-        # A dead letter is a record the cluster already accepted, possibly over our own size limit.
-        self._producer_kwargs["max_request_size"] = max(1_048_576, 2 * config.limits.max_record_bytes + 65_536)
+        self._producer_kwargs["max_request_size"] = max(MAX_OUTPUT_REQUEST_BYTES, 2 * config.limits.max_record_bytes)
         self.alert_stream = alert_stream
         self.on_batch = on_batch
         self.poll_timeout_ms = int(poll_timeout_ms)
@@ -212,6 +226,20 @@ class StreamService:
         """Every owned partition's monitors by model id (a model keyed to one partition, as producers
         should key it, appears once; otherwise the last partition's monitor is shown)."""
         return {m: mon for part in list(self._parts.values()) for m, mon in part.pipeline.monitors.items()}
+
+    @property
+    def cue_detectors(self) -> dict:
+        """Every owned partition's monitoring-cue detectors by model id, like :attr:`monitors`."""
+        return {m: det for part in list(self._parts.values()) for m, det in part.pipeline.cue_detectors.items()}
+
+    def review_counts(self) -> dict[tuple[str, str, str], int]:
+        """Decisions sampled for review per (model_id, traffic, stratum), summed over the owned
+        partitions (the "sampled" of ``janus_review_pending``)."""
+        out: dict[tuple[str, str, str], int] = {}
+        for part in list(self._parts.values()):
+            for key, n in part.pipeline.review.counts.items():
+                out[key] = out.get(key, 0) + n
+        return out
 
     def lags(self) -> dict[tuple[str, int], int]:
         """Records behind the high watermark per owned partition (as last fetched)."""
@@ -385,6 +413,8 @@ class StreamService:
                     self._send(("dlq", record, rejection.reason, rejection.message))
             for event in result.alerts:
                 self._emit_alert(event)
+            if result.review_samples:
+                self._emit_review(result.review_samples)
             self.stats.records += len(run)
             self.stats.accepted += len(result.accepted)
             self.stats.rejected += len(result.rejections)
@@ -406,22 +436,38 @@ class StreamService:
             except (OSError, ValueError):  # a closed pipe must not stop detection
                 pass
 
+    def _emit_review(self, samples: list[dict]) -> None:
+        """Audit samples to the review topic (keyed by model id) and/or the review JSONL file; like
+        alerts they are at-least-once (a replay after a crash samples the same decisions again)."""
+        from detector.review.sampler import SampleWriter, encode_sample
+
+        self.stats.review_samples += len(samples)
+        if self.review_topic:
+            for sample in samples:
+                self._send(("review", *encode_sample(sample)))
+        if self.review_jsonl:
+            if self._review_writer is None:
+                self._review_writer = SampleWriter(self.review_jsonl).__enter__()
+            self._review_writer.write(samples)
+
     # ---- outputs --------------------------------------------------------------------------------
 
     def _send(self, what: tuple) -> None:
         """Send one output (``("alert", key, payload)`` or ``("dlq", record, reason, message)``)."""
         try:
-            if what[0] == "alert":
-                _, key, payload = what
-                future = self._producer.send(self.alert_topic, key=key, value=payload)
+            if what[0] in ("alert", "review"):
+                kind, key, payload = what
+                topic = self.alert_topic if kind == "alert" else self.review_topic
+                future = self._producer.send(topic, key=key, value=payload)
             else:
                 _, record, reason, message = what
                 future = self._dlq.send_record(record, reason, message)
         except Exception as exc:  # raised before queueing: buffer full / metadata timeout / too large
             self._failed_outputs.append((what, exc))
             return
-        failed = self._failed_outputs
-        future.add_errback(lambda exc: failed.append((what, exc)))
+        failed, producer = self._failed_outputs, self._producer
+        # A failure reported by a producer replaced since (_renew_producer) is resent, never dropped.
+        future.add_errback(lambda exc: failed.append((what, exc if producer is self._producer else None)))
 
     def _flush_outputs(self, attempts: int = 5) -> bool:
         """Deliver every alert and dead letter sent so far; False if some could not be delivered.
@@ -443,8 +489,11 @@ class StreamService:
             failed = list(self._failed_outputs)
             self._failed_outputs.clear()
             retry = []
+            broken = _in_fatal_state(self._producer)  # its failures say nothing about the outputs themselves
+            if broken:
+                self._renew_producer()
             for what, exc in failed:
-                if getattr(exc, "retriable", False) or _is_timeout(exc):
+                if broken or getattr(exc, "retriable", False) or _is_timeout(exc):
                     retry.append(what)
                 else:
                     self.stats.outputs_dropped += 1
@@ -461,6 +510,24 @@ class StreamService:
             for what in retry:
                 self._send(what)
         return not self._failed_outputs
+
+    def _renew_producer(self) -> None:
+        """Replace a producer stuck in kafka-python's fatal state, which it never leaves: e.g. a broker
+        restored empty does not know its idempotent producer id, and every later send would fail."""
+        from kafka import KafkaProducer
+
+        log.warning("the Kafka producer is in a fatal state; replacing it and resending its outputs")
+        try:
+            fresh = KafkaProducer(**self._producer_kwargs)
+        except Exception as exc:  # Kafka away again: keep the broken one, retried on the next flush
+            log.warning("cannot create a new Kafka producer yet: %s: %s", type(exc).__name__, exc)
+            return
+        old, self._producer = self._producer, fresh
+        self._dlq = DeadLetterPublisher(fresh, self.dlq_topic_template)
+        try:
+            old.close(timeout=0)
+        except Exception as exc:
+            log.warning("closing the failed Kafka producer: %s", exc)
 
     # ---- checkpoints ----------------------------------------------------------------------------
 
@@ -652,6 +719,9 @@ class StreamService:
                 log.warning("closing the Kafka producer: %s", exc)
         self._parts.clear()
         self.running.clear()
+        writer, self._review_writer = self._review_writer, None
+        if writer is not None:
+            writer.__exit__(None, None, None)
 
     def _install_signals(self) -> dict:
         if threading.current_thread() is not threading.main_thread():
@@ -692,11 +762,18 @@ def _contiguous_runs(records: list) -> list[list]:
     return runs
 
 
+def _in_fatal_state(producer: Any) -> bool:
+    manager = getattr(producer, "_transaction_manager", None)  # kafka-python's idempotence state
+    return bool(manager is not None and manager.has_fatal_error())
+
+
 def _is_timeout(exc: BaseException | None) -> bool:
     return exc is None or "Timeout" in type(exc).__name__
 
 
 def _describe_output(what: tuple) -> str:
+    if what[0] == "review":
+        return f"a review sample for {what[1].decode('utf-8', 'replace')} ({len(what[2])} bytes)"
     if what[0] == "alert":
         return f"an alert for {what[1].decode('utf-8', 'replace')} ({len(what[2])} bytes)"
     record = what[1]

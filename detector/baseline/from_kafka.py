@@ -1,0 +1,395 @@
+"""Decision records of a time range of a Kafka topic: for baselines (and reports) built from the stream.
+
+``read_topic_range(topic, since, until, kafka_settings=...)`` reads every partition of ``topic``
+from the offset :meth:`KafkaConsumer.offsets_for_times` gives for ``since`` up to the first
+record stamped at or after ``until`` (or the end of the partition as it was when reading
+started), and parses the values with the same parser as ``janus baseline build --input``.
+
+The range is over *Kafka message timestamps* (what ``offsets_for_times`` searches; a producer's
+CreateTime is normally the decision time). A record inside the offsets but stamped before
+``since`` (out-of-order timestamps) is skipped and counted, so the result is exactly the
+records with ``since <= timestamp < until`` in offset order, up to the first one at or after
+``until``. The answers of ``offsets_for_times`` and ``end_offsets`` are treated as hints that can
+only make the read start earlier or run longer, never lose a record: the embedded Tansu broker,
+for one, answers every time query with offset 0 and ``end_offsets`` with the base offset of the
+last batch plus one, so the end of a partition is taken as the larger of ``end_offsets`` and the
+high watermark of the first fetch.
+
+No consumer group is joined and nothing is committed: reading a range for a baseline leaves the
+stream service's offsets alone.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from detector.config import LimitsConfig
+from detector.errors import JanusError
+from detector.records import Decision, Rejection, parse_values
+
+__all__ = ["KafkaRange", "PartitionRange", "RangeBatch", "iter_topic_range", "parse_time", "read_topic_range"]
+
+_RELATIVE = re.compile(r"^-?(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+Progress = Callable[[int, int | None], None]  # (messages read so far, expected total or None)
+
+
+def parse_time(text: str, *, now: float | None = None, label: str = "time") -> float:
+    """``--since`` / ``--until`` values → epoch seconds.
+
+    RFC 3339 with an offset (``2025-01-06T00:00:00Z``), epoch seconds (``1736121600``), ``now``,
+    or a duration before now (``2h``, ``-30m``, ``7d``; units s, m, h, d, w).
+
+    >>> parse_time("2025-01-06T00:00:00Z")
+    1736121600.0
+    >>> parse_time("90m", now=10_000.0), parse_time("now", now=5.0), parse_time("1736121600")
+    (4600.0, 5.0, 1736121600.0)
+    """
+    value = text.strip()
+    now = time.time() if now is None else now
+    if value.lower() == "now":
+        return float(now)
+    match = _RELATIVE.match(value.lower())
+    if match:
+        return float(now) - float(match.group(1)) * _UNITS[match.group(2)]
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            parsed = datetime.fromisoformat(value.replace("z", "Z"))
+        except ValueError:
+            raise JanusError(f"{label} {text!r}: expected RFC 3339 (2025-01-06T00:00:00Z), epoch seconds, "
+                             "'now' or a duration before now (2h, 30m, 7d)") from None
+        if parsed.tzinfo is None:
+            raise JanusError(f"{label} {text!r} has no UTC offset (add 'Z' or '+00:00')")
+        seconds = parsed.timestamp()
+    if not 0 <= seconds < 1e11:
+        raise JanusError(f"{label} {text!r} is out of range")
+    return seconds
+
+
+def iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass
+class PartitionRange:
+    partition: int
+    start: int  # first offset read
+    next_offset: int  # offset after the last one read
+    first: int | None = None  # first and last offsets inside the time range
+    last: int | None = None
+    messages: int = 0  # messages inside the time range
+    skipped_before: int = 0  # read but stamped before `since` (out-of-order timestamps)
+    stopped_by: str = ""  # "until" (a record at or after it) | "end" (end of the partition) | "empty"
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class RangeBatch:
+    """Raw values of one partition read in one poll, in offset order."""
+
+    partition: int
+    offsets: list[int]
+    timestamps_ms: list[int]
+    values: list[bytes | None]
+
+
+@dataclass
+class KafkaRange:
+    topic: str
+    since: float
+    until: float
+    bootstrap_servers: str
+    partitions: list[PartitionRange] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+    @property
+    def messages(self) -> int:
+        return sum(p.messages for p in self.partitions)
+
+    @property
+    def skipped_before(self) -> int:
+        return sum(p.skipped_before for p in self.partitions)
+
+    def source(self) -> str:
+        """What the baseline's ``source`` (and so its audit entry) says it was built from."""
+        parts = ",".join(f"{p.partition}:{p.first}-{p.last}" for p in self.partitions if p.messages)
+        return (f"kafka {self.bootstrap_servers} topic {self.topic} {iso(self.since)}..{iso(self.until)} "
+                f"(partition:offsets {parts or 'none'})")
+
+
+def _consumer(kafka_settings: dict[str, Any]):
+    from kafka import KafkaConsumer
+
+    from detector.stream.kafka_config import kafka_kwargs
+
+    settings = dict(kafka_settings)
+    settings.setdefault("client_id", "janus-range-reader")
+    return KafkaConsumer(**kafka_kwargs("consumer", group_id=None, **settings))
+
+
+def iter_topic_range(topic: str, since: float, until: float, *, kafka_settings: dict[str, Any],
+                     progress: Progress | None = None, idle_timeout: float = 30.0,
+                     consumer: Any = None, stats: list[PartitionRange] | None = None) -> Iterator[RangeBatch]:
+    """Yield the values of ``topic`` stamped in ``[since, until)``, partition batch by batch.
+
+    ``stats`` (a list) receives one :class:`PartitionRange` per partition. ``consumer`` is for
+    tests (anything with kafka-python's consumer methods); by default a group-less
+    ``KafkaConsumer`` is made from ``kafka_settings`` (:func:`kafka_kwargs` keyword arguments).
+    """
+    from kafka import TopicPartition
+
+    if until <= since:
+        raise JanusError(f"--until ({iso(until)}) must be after --since ({iso(since)})")
+    since_ms, until_ms = int(since * 1000), int(until * 1000)
+    own = consumer is None
+    if own:
+        try:
+            consumer = _consumer(kafka_settings)
+        except Exception as exc:  # NoBrokersAvailable and friends: say where we tried
+            raise JanusError(f"cannot connect to Kafka at {kafka_settings.get('bootstrap_servers')}: {exc}") from None
+    stats = stats if stats is not None else []
+    try:
+        partitions = _partitions(consumer, topic, idle_timeout)
+        tps = [TopicPartition(topic, p) for p in partitions]
+        begin = consumer.beginning_offsets(tps)
+        end = consumer.end_offsets(tps)
+        found = consumer.offsets_for_times({tp: since_ms for tp in tps})
+        active, limit, ranges = [], {}, {}
+        for tp in tps:
+            hit = found.get(tp)
+            if hit is None:  # no record at or after `since`
+                stats.append(PartitionRange(tp.partition, int(end[tp]), int(end[tp]), stopped_by="empty"))
+                continue
+            start = max(int(hit.offset), int(begin[tp]))
+            ranges[tp] = PartitionRange(tp.partition, start, start)
+            stats.append(ranges[tp])
+            limit[tp] = int(end[tp])
+            active.append(tp)
+        frozen: set = set()  # partitions whose end was confirmed by a fetch's high watermark
+        done: set = set()
+        if active:
+            consumer.assign(active)
+            for tp in active:
+                consumer.seek(tp, ranges[tp].start)
+        read = 0
+        last_progress = time.monotonic()
+        while True:
+            for tp in active:
+                if tp in done:
+                    continue
+                hw = consumer.highwater(tp)
+                if hw is not None and tp not in frozen:
+                    limit[tp] = max(limit[tp], int(hw))
+                    frozen.add(tp)
+                if tp in frozen or limit[tp] <= ranges[tp].start:
+                    if consumer.position(tp) >= limit[tp]:
+                        _finish(consumer, tp, ranges[tp], "end", done)
+            if len(done) == len(active):
+                break
+            polled = consumer.poll(timeout_ms=500, max_records=5000)
+            got = 0
+            for tp, records in sorted(polled.items(), key=lambda kv: kv[0].partition):
+                if tp in done:
+                    continue
+                pr = ranges[tp]
+                batch = RangeBatch(tp.partition, [], [], [])
+                for record in records:
+                    if record.offset < pr.next_offset:
+                        continue  # a re-delivered record (after a seek)
+                    if record.timestamp >= until_ms:
+                        _finish(consumer, tp, pr, "until", done)
+                        break
+                    pr.next_offset = record.offset + 1
+                    got += 1
+                    if record.timestamp < since_ms:
+                        pr.skipped_before += 1
+                        continue
+                    pr.messages += 1
+                    if pr.first is None:
+                        pr.first = record.offset
+                    pr.last = record.offset
+                    batch.offsets.append(record.offset)
+                    batch.timestamps_ms.append(record.timestamp)
+                    batch.values.append(record.value)
+                if batch.values:
+                    yield batch
+            read += got
+            now = time.monotonic()
+            if got:
+                last_progress = now
+                if progress is not None:
+                    total = sum(max(limit[tp] - ranges[tp].start, 0) for tp in active) if len(frozen) == len(active) else None
+                    progress(read, total)
+            elif now - last_progress > idle_timeout:
+                stuck = ", ".join(f"{tp.partition}@{consumer.position(tp)} (end {limit[tp]})" for tp in active
+                                  if tp not in done)
+                raise JanusError(f"topic {topic}: no records for {idle_timeout:.0f} s while reading partitions "
+                                 f"{stuck}; is the broker reachable?")
+    finally:
+        if own:
+            consumer.close()
+
+
+def _finish(consumer, tp, pr: PartitionRange, why: str, done: set) -> None:
+    pr.stopped_by = why
+    done.add(tp)
+    consumer.pause(tp)
+
+
+def _partitions(consumer, topic: str, timeout: float) -> list[int]:
+    deadline = time.monotonic() + min(timeout, 15.0)
+    while True:
+        parts = consumer.partitions_for_topic(topic)
+        if parts:
+            return sorted(parts)
+        if time.monotonic() > deadline:
+            raise JanusError(f"topic {topic!r} does not exist (or has no partitions) on this cluster")
+        time.sleep(0.2)
+
+
+def read_topic_range(topic: str, since: float, until: float, *, kafka_settings: dict[str, Any],
+                     limits: LimitsConfig = LimitsConfig(), traffic: str | None = None,
+                     progress: Progress | None = None, idle_timeout: float = 30.0,
+                     consumer: Any = None) -> KafkaRange:
+    """Parse every value of the range: decisions and rejections, with positions counted across
+    partitions (partition by partition in poll order) and rejections located as
+    ``topic/partition@offset``."""
+    result = KafkaRange(topic, since, until, str(kafka_settings.get("bootstrap_servers", "")))
+    for batch in iter_topic_range(topic, since, until, kafka_settings=kafka_settings, progress=progress,
+                                  idle_timeout=idle_timeout, consumer=consumer, stats=result.partitions):
+        parsed = _parse_batch(batch, topic, limits, traffic, len(result.decisions) + len(result.rejections))
+        result.decisions.extend(parsed.decisions)
+        result.rejections.extend(parsed.rejections)
+    result.partitions.sort(key=lambda p: p.partition)
+    return result
+
+
+def _parse_batch(batch: RangeBatch, topic: str, limits: LimitsConfig, traffic: str | None, first: int):
+    offsets = batch.offsets
+    return parse_values(batch.values, limits=limits, traffic=traffic, first_position=first,
+                        locate=lambda pos: f"{topic}/{batch.partition}@{offsets[pos - first]}")
+
+
+def rejected_summary(rejections: list[Rejection]) -> Counter:
+    return Counter(r.reason for r in rejections)
+
+
+# ---- command-line helpers (shared by `janus baseline build` and `janus report`) ------------------
+
+RANGE_OPTIONS = ("topic", "since", "until", "bootstrap_servers")
+
+
+def add_range_arguments(parser) -> None:
+    """``--topic --since --until`` plus the Kafka connection options of ``janus serve``
+    (``--bootstrap-servers``, SASL/SSL), used with ``--from-kafka``."""
+    from detector.cli.serve_cmd import add_kafka_arguments
+
+    parser.add_argument("--topic", help="with --from-kafka: the topic to read (default: the config's only topic)")
+    parser.add_argument("--since", metavar="TIME",
+                        help="with --from-kafka: start of the range (RFC 3339, epoch seconds, or a duration "
+                             "before now such as 24h)")
+    parser.add_argument("--until", metavar="TIME", help="with --from-kafka: end of the range, exclusive (default: now)")
+    add_kafka_arguments(parser)
+
+
+def check_range_arguments(args, config) -> tuple[str, float, float] | None:
+    """Validate the range options: (topic, since, until) with ``--from-kafka``, else None."""
+    if not getattr(args, "from_kafka", False):
+        given = [f"--{name.replace('_', '-')}" for name in RANGE_OPTIONS if getattr(args, name, None) is not None]
+        if given:
+            raise JanusError(f"{', '.join(given)} only apply with --from-kafka")
+        return None
+    topic = args.topic
+    if topic is None:
+        if len(config.kafka.topics) != 1:
+            raise JanusError("--from-kafka needs --topic (the config names "
+                             f"{len(config.kafka.topics)} topics)")
+        topic = config.kafka.topics[0]
+    if args.since is None:
+        raise JanusError("--from-kafka needs --since (start of the time range)")
+    now = time.time()
+    since = parse_time(args.since, now=now, label="--since")
+    until = parse_time(args.until, now=now, label="--until") if args.until is not None else now
+    if until <= since:
+        raise JanusError(f"--until ({iso(until)}) must be after --since ({iso(since)})")
+    return topic, since, until
+
+
+def kafka_settings_for(args, config) -> dict[str, Any]:
+    """:func:`kafka_kwargs` settings from the config's ``[kafka]`` section and the command line."""
+    from detector.cli.serve_cmd import kafka_config_from_args
+    from detector.stream.service import kafka_settings_from_config
+
+    return kafka_settings_from_config(kafka_config_from_args(config, args))
+
+
+class ProgressReporter:
+    """A ``progress`` callback: a tqdm bar when ``stream`` is a terminal, otherwise a plain line at
+    most every ``every`` seconds (and one at the end). Use as a context manager."""
+
+    def __init__(self, label: str, stream=None, every: float = 5.0, tty: bool | None = None):
+        import sys
+
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        self.every = every
+        self.tty = self.stream.isatty() if tty is None else tty
+        self._bar = None
+        self._last = 0.0
+        self._read = 0
+        self._total: int | None = None
+
+    def __enter__(self) -> ProgressReporter:
+        if self.tty:
+            from tqdm import tqdm
+
+            self._bar = tqdm(desc=self.label, unit=" records", file=self.stream, dynamic_ncols=True)
+        self._last = time.monotonic()
+        return self
+
+    def __call__(self, read: int, total: int | None) -> None:
+        self._read, self._total = read, total if total is not None else self._total
+        if self._bar is not None:
+            if total is not None and self._bar.total != total:
+                self._bar.total = total
+                self._bar.refresh()
+            self._bar.update(read - self._bar.n)
+            return
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            self._last = now
+            self._line()
+
+    def _line(self) -> None:
+        of = f" of ~{self._total:,}" if self._total else ""
+        self.stream.write(f"janus: {self.label}: {self._read:,}{of} records read\n")
+        self.stream.flush()
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        elif exc[0] is None:
+            self._line()
+
+
+def read_range_from_args(args, config, range_: tuple[str, float, float], *, traffic: str | None = None,
+                         stream=None) -> KafkaRange:
+    topic, since, until = range_
+    settings = kafka_settings_for(args, config)
+    if traffic is None:
+        traffic = config.kafka.traffic_by_topic.get(topic)
+    with ProgressReporter(f"reading {topic} {iso(since)}..{iso(until)}", stream=stream) as progress:
+        return read_topic_range(topic, since, until, kafka_settings=settings, limits=config.limits,
+                                traffic=traffic, progress=progress)
