@@ -24,11 +24,9 @@ harmful requests after the change.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gc
 import string
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ import numpy as np
 import orjson
 
 from detector.errors import JanusError
+from detector.heap import gc_paused
 
 DEFAULT_MODEL_ID = "triage-agent"
 MODEL_VERSION = "2.0"
@@ -778,19 +777,8 @@ def simulate(
 
     # Hundreds of thousands of small dicts would trigger the cyclic GC over and over (it
     # doubled the run time); they hold no cycles, so pause it while building them.
-    with _gc_paused():
+    with gc_paused():
         return _simulate(sc, seed, n_evaluation, n_production, change_at, model_id)
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _is_count(value: Any) -> bool:

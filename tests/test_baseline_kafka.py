@@ -8,7 +8,6 @@ checks that the reader does start where ``offsets_for_times`` says.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import math
@@ -19,20 +18,13 @@ import pytest
 
 from detector.baseline import BaselineStore
 from detector.baseline.from_kafka import ProgressReporter, iter_topic_range, parse_time, read_topic_range
-from detector.cli import main
+from clirun import run_cli as _run
 from detector.errors import JanusError
 from detector.report.advice import _bernoulli_kl, _drift, _tilt, needed_records, promotion_check, \
     sample_size_advice
 from detector.simulate import simulate
 
 MODEL = "triage-agent"
-
-
-def _run(argv):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(argv)
-    return rc, out.getvalue(), err.getvalue()
 
 
 def _iso(seconds: float) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
 
@@ -11,17 +9,11 @@ import orjson
 import pytest
 
 from detector.baseline.store import AUDIT_FILE, META_FILE, model_dirname
+from clirun import run_cli as _run
 from detector.cli import main
 from detector.simulate import simulate
 
 MODEL = "triage-agent"
-
-
-def _run(argv):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(argv)
-    return rc, out.getvalue(), err.getvalue()
 
 
 def _write(path, records, extra_lines=()):

@@ -20,7 +20,6 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import yaml

@@ -10,10 +10,8 @@ an audit sample from ``backtest --review-out`` with verdicts from ``janus review
 
 from __future__ import annotations
 
-import contextlib
 import base64
 import html
-import io
 import os
 import re
 import shutil
@@ -24,7 +22,7 @@ import pytest
 from markupsafe import escape
 
 from detector.baseline import BaselineStore, build_baselines
-from detector.cli import main
+from clirun import run_cli as _run
 from detector.records import parse_values
 from detector.report import render_report
 from detector.report.data import MAX_SAMPLES, Series, clean, excerpt, file_chunks, gather_report
@@ -50,13 +48,6 @@ SECTIONS = {
 }
 OPTIONAL_SECTIONS = ('<section id="probes">', '<section id="review">')  # only when their data exists
 PHRASES = ("unmonitored", "No one is monitoring", "Nobody will see", "not a test", "outside of training")
-
-
-def _run(argv):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(argv)
-    return rc, out.getvalue(), err.getvalue()
 
 
 def _write(path, records):
