@@ -1,0 +1,207 @@
+"""Whole decision streams: ``janus backtest`` against a River pipeline a user would assemble.
+
+Each run simulates a scenario (``detector.simulate``: evaluation log → baseline, production log
+with the change at ``CHANGE_AT``) and replays the production log through Janus's backtest (the
+pipeline of ``janus backtest``: parse, featurise, detect; every feature of the model, judged given
+the input, ARL ``ARL``, no tuning). The peer is one River PageHinkley detector per marginal feature
+stream (refusal, one-hot action, each tool's presence, output and reasoning length, latency,
+confidence, tool-call count), each stream standardised by the evaluation log's mean and standard
+deviation, the pipeline alarming when any one fires, with one shared threshold tuned by bisection
+on no-change runs (disjoint seeds) to the same pipeline-wide ARL. PageHinkley rather than ADWIN
+because ADWIN costs ~30 µs a record per stream once its window is long: twenty streams of it
+would not fit the time budget. Alibi's online detectors take thresholds from bootstrap quantiles
+(n_bootstraps ≈ 10 × ERT per stream, ×20 streams): kept to the single-stream rows.
+
+    .venv-bench/bin/python bench/whole_stream.py --quick --out /tmp/whole.json
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+SCENARIOS = ["no-change", "input-shift", "compliance-gap", "tool-shift", "reasoning-unmonitored", "gradual-ramp"]
+CHANGE_AT = 5_000
+N_PRODUCTION = 20_000
+N_EVALUATION = 20_000
+ARL = 1e4
+
+
+# ---- the peer: marginal streams --------------------------------------------------------------
+def marginal_streams(records: list[dict], actions: list[str], tools: list[str]) -> tuple[list[str], np.ndarray]:
+    """The per-feature streams a user would cut from the records: (names, records × streams)."""
+    names = (["refused"] + [f"action={a}" for a in actions] + [f"tool:{t}" for t in tools]
+             + ["output_length", "reasoning_length", "latency_ms", "confidence", "tool_call_count"])
+    out = np.zeros((len(records), len(names)))
+    a_index = {a: 1 + i for i, a in enumerate(actions)}
+    t_index = {t: 1 + len(actions) + i for i, t in enumerate(tools)}
+    tail = 1 + len(actions) + len(tools)
+    for r, rec in enumerate(records):
+        o = rec.get("output") or {}
+        row = out[r]
+        row[0] = bool(o.get("refused"))
+        if o.get("action") in a_index:
+            row[a_index[o["action"]]] = 1.0
+        calls = o.get("tool_calls") or []
+        for c in calls:
+            if c.get("name") in t_index:
+                row[t_index[c["name"]]] = 1.0
+        row[tail] = len(o.get("text") or "")
+        row[tail + 1] = len(rec.get("reasoning") or "")
+        row[tail + 2] = rec.get("latency_ms") or 0.0
+        row[tail + 3] = o.get("confidence") or 0.0
+        row[tail + 4] = len(calls)
+    return names, out
+
+
+class RiverPipeline:
+    """PageHinkley per standardised stream; the pipeline's alarm is the first stream's alarm."""
+
+    def __init__(self, evaluation: list[dict]):
+        actions = sorted({(r.get("output") or {}).get("action") for r in evaluation} - {None})
+        tools = sorted({c["name"] for r in evaluation for c in (r.get("output") or {}).get("tool_calls") or []})
+        self.actions, self.tools = actions, tools
+        self.names, ref = marginal_streams(evaluation, actions, tools)
+        self.mean = ref.mean(axis=0)
+        self.std = np.where(ref.std(axis=0) > 0, ref.std(axis=0), 1.0)
+
+    def standardise(self, records: list[dict]) -> np.ndarray:
+        return (marginal_streams(records, self.actions, self.tools)[1] - self.mean) / self.std
+
+    def first_alarm(self, z: np.ndarray, threshold: float) -> tuple[int | None, str | None]:
+        from river.drift import PageHinkley
+
+        best, which = None, None
+        for j, name in enumerate(self.names):
+            det = PageHinkley(threshold=threshold)
+            stop = len(z) if best is None else best
+            for i, v in enumerate(z[:stop, j].tolist()):
+                det.update(v)
+                if det.drift_detected:
+                    best, which = i, name
+                    break
+        return best, which
+
+
+def tune_pipeline(peer: RiverPipeline, nulls: list[np.ndarray], target: float, steps: int) -> float:
+    """Bisect log(threshold) so the pipeline's null ARL (exposure / alarms) is ``target``."""
+    lo, hi = math.log(1.0), math.log(2000.0)
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        exposure, alarms = 0, 0
+        for z in nulls:
+            t, _ = peer.first_alarm(z, math.exp(mid))
+            exposure += len(z) if t is None else t + 1
+            alarms += t is not None
+        arl = exposure / alarms if alarms else math.inf
+        lo, hi = (mid, hi) if arl < target else (lo, mid)
+    return math.exp((lo + hi) / 2)
+
+
+# ---- Janus -------------------------------------------------------------------------------------
+def janus_run(store_root: Path, production: list[dict], workdir: Path) -> dict:
+    """``janus backtest`` in-process: first behaviour and input alarms, records/s."""
+    from detector.backtest import run_backtest
+    from detector.baseline import BaselineStore
+    from detector.config import DetectionConfig, JanusConfig
+    from detector.pipeline import Pipeline
+
+    path = workdir / "production.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(r) for r in production) + b"\n")
+    events = []
+    pipeline = Pipeline(BaselineStore(store_root), JanusConfig(detection=DetectionConfig(arl=ARL)))
+    summary = run_backtest(path, pipeline, on_alert=events.append)
+    firing = [e for e in events if e.status == "firing"]
+    out = {"records_per_s": round(summary.records_per_second)}
+    for kind in ("behaviour", "input"):
+        hits = sorted((e.record_index, e.feature) for e in firing if e.kind == kind)
+        out[kind] = {"index": hits[0][0], "feature": hits[0][1]} if hits else None
+    return out
+
+
+def _summarise(first: list[tuple[int | None, str | None]], n: int, change_at: int | None) -> dict:
+    """Detection rate, delays and false alarms before the change, over runs."""
+    before = [t for t, _ in first if t is not None and change_at is not None and t < change_at]
+    if change_at is None:  # no-change: time to the first (false) alarm
+        times = [t + 1 for t, _ in first if t is not None]
+        return {"runs": len(first), "alarmed": len(times),
+                "mean_time_to_first_alarm": round(float(np.mean(times)), 1) if times else None,
+                "first_features": sorted({f for _, f in first if f})}
+    delays = [t - change_at + 1 for t, _ in first if t is not None and t >= change_at]
+    timed = len(first) - len(before)
+    out = {"runs": len(first), "false_alarm_before_change": len(before), "detected": len(delays),
+           "detection_rate": round(len(delays) / timed, 3) if timed else None,
+           "first_features": sorted({f for t, f in first if f and t is not None and t >= change_at})}
+    if delays:
+        out.update(mean_delay=round(float(np.mean(delays)), 1), median_delay=float(np.median(delays)))
+    return out
+
+
+def run(quick: bool) -> dict:
+    from detector.baseline import BaselineStore, build_baseline
+    from detector.records import parse_values
+    from detector.simulate import simulate
+
+    seeds = range(100, 102) if quick else range(100, 106)
+    tune_seeds = range(900, 902) if quick else range(900, 906)
+    steps = 5 if quick else 8
+    results: dict[str, dict] = {}
+    janus_first: dict[str, list] = {s: [] for s in SCENARIOS}
+    janus_input: dict[str, list] = {s: [] for s in SCENARIOS}
+    river_first: dict[str, list] = {s: [] for s in SCENARIOS}
+    rates = {"janus_backtest_records_per_s": [], "river_pipeline_records_per_s": []}
+    with tempfile.TemporaryDirectory(prefix="janus-bench-") as tmp:
+        work = Path(tmp)
+        # The peer's threshold: tuned on no-change runs of seeds no scenario run uses.
+        first_eval = simulate("no-change", tune_seeds[0], n_evaluation=N_EVALUATION, n_production=0, change_at=0)
+        peer = RiverPipeline(first_eval.evaluation)
+        nulls = [peer.standardise(simulate("no-change", s, n_evaluation=N_EVALUATION, n_production=N_PRODUCTION,
+                                           change_at=0).production) for s in tune_seeds]
+        threshold = tune_pipeline(peer, nulls, ARL, steps)
+        for seed in seeds:
+            store_root = work / f"store-{seed}"
+            for scenario in SCENARIOS:
+                logs = simulate(scenario, seed, n_evaluation=N_EVALUATION, n_production=N_PRODUCTION,
+                                change_at=CHANGE_AT)
+                if scenario == SCENARIOS[0]:  # evaluation logs are the same for every scenario of a seed
+                    evaluation = parse_values([orjson.dumps(r) for r in logs.evaluation]).decisions
+                    BaselineStore(store_root).save(build_baseline(evaluation), actor="bench", reason="bench",
+                                                   activate=True)
+                    peer = RiverPipeline(logs.evaluation)
+                j = janus_run(store_root, logs.production, work)
+                rates["janus_backtest_records_per_s"].append(j["records_per_s"])
+                janus_first[scenario].append(((j["behaviour"] or {}).get("index"), (j["behaviour"] or {}).get("feature")))
+                janus_input[scenario].append(((j["input"] or {}).get("index"), (j["input"] or {}).get("feature")))
+                started = time.perf_counter()
+                z = peer.standardise(logs.production)
+                if scenario == "no-change":  # throughput: every stream over every record, no early stop
+                    peer.first_alarm(z, math.inf)
+                    rates["river_pipeline_records_per_s"].append(round(len(z) / (time.perf_counter() - started)))
+                river_first[scenario].append(peer.first_alarm(z, threshold))
+            print(f"whole streams: seed {seed} done", flush=True)
+    for scenario in SCENARIOS:
+        change = None if scenario == "no-change" else CHANGE_AT
+        results[scenario] = {
+            "janus": _summarise(janus_first[scenario], N_PRODUCTION, change),
+            "janus_input_alarm": _summarise(janus_input[scenario], N_PRODUCTION, change),
+            "river": _summarise(river_first[scenario], N_PRODUCTION, change),
+        }
+        j, r = results[scenario]["janus"].get("mean_delay"), results[scenario]["river"].get("mean_delay")
+        if j and r:
+            results[scenario]["river_over_janus"] = round(r / j, 2)
+    return {"arl": ARL, "change_at": CHANGE_AT, "n_production": N_PRODUCTION, "n_evaluation": N_EVALUATION,
+            "runs_per_scenario": len(seeds), "tune_runs": len(tune_seeds), "river_streams": peer.names,
+            "river_threshold": round(threshold, 3), "scenarios": results,
+            "janus_backtest_records_per_s": float(np.median(rates["janus_backtest_records_per_s"])),
+            "river_pipeline_records_per_s": float(np.median(rates["river_pipeline_records_per_s"]))}
+
+
+if __name__ == "__main__":
+    from run import part_main
+
+    raise SystemExit(part_main(run, __doc__))
