@@ -171,7 +171,10 @@ class ReviewConfig:
     target_confidence: float = 0.95
     expected_rate: float = 0.5  # the violation rate assumed for sample sizes (0.5: the worst case)
     period_records: dict[str, float] = field(default_factory=dict)  # stratum → records per review period
-    topic: str = "janus.review"
+    # Opt-in: a review topic nobody created would block every send on a cluster that does not
+    # auto-create topics. `janus serve --review-topic T` turns it on too.
+    enabled: bool = False
+    topic: str = "janus.review"  # where the samples go when enabled
     jsonl: str = ""  # also append the samples to this JSONL file ("" = no file)
     verdict_log: str = ""  # "" = <store>.review/verdicts.jsonl, next to the baseline store
     salt: str = ""  # secret mixed into the sampling hash, so producers cannot pick unsampled ids

@@ -13,7 +13,7 @@ Raw values → parse (rejections kept with reasons) → route by model → that 
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -88,7 +88,7 @@ class Pipeline:
         self.duplicates = DuplicateFilter(window) if window > 0 else None
         # Model ids without an active baseline, so the store is not asked again each batch. Producers
         # choose model ids: bounded (oldest forgotten first; a forgotten id is simply looked up again).
-        self._no_baseline: dict[str, None] = {}
+        self._no_baseline: OrderedDict[str, None] = OrderedDict()
         self.review = ReviewSampler(config.review)  # the audit sample (docs/review.md)
 
     def _version_for(self, model_id: str) -> str | None:
@@ -101,7 +101,7 @@ class Pipeline:
         version = self._version_for(model_id)
         if version is None:
             if len(self._no_baseline) >= MAX_UNBASELINED_MODELS:
-                del self._no_baseline[next(iter(self._no_baseline))]
+                self._no_baseline.popitem(last=False)
             self._no_baseline[model_id] = None
             return None
         baseline = self.store.load(model_id, version)

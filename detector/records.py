@@ -188,9 +188,12 @@ def _object(obj: dict, key: str, label: str) -> dict | None:
     return value
 
 
+_CONTAINERS = frozenset((dict, list))  # the container types orjson decodes to
+
+
 def _depth(value: Any, limit: int) -> int:
     """Nesting depth of lists/objects, stopping early once ``limit`` is exceeded."""
-    if isinstance(value, dict) and not any(isinstance(v, (dict, list)) for v in value.values()):
+    if isinstance(value, dict) and _CONTAINERS.isdisjoint(map(type, value.values())):
         return 1  # the common case, flat tool arguments, without building a stack
     stack = [(value, 1)]
     deepest = 0

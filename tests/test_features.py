@@ -12,7 +12,7 @@ import pytest
 
 from detector.config import FeaturesConfig
 from detector.features import Featurizer
-from detector.features.text import PhraseCounter, TextCoder
+from detector.features.text import PhraseCounter, TextCoder, TextField
 from detector.records import Decision, ToolCall, parse_values
 from detector.simulate import simulate
 
@@ -73,6 +73,26 @@ def test_text_codes_do_not_depend_on_the_cache_or_the_process():
               "print(orjson.dumps(TextCoder(clusters=4, dim=8).fit(t).codes(t).tolist()).decode())")
     other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert orjson.loads(other.stdout) == warm.tolist()
+
+
+def test_full_caches_give_the_same_codes_and_phrase_counts():
+    """Caches fill and clear mid-batch (a long stream of new texts); codes must not change, nor raise."""
+    users, verbs = ["ana", "bo", "cy", "dee", "eli", "fay", "gus"], ["closed", "escalated", "muted", "paged"]
+    texts = [f"Host ws-{i} user {users[i % 7]} {verbs[i % 4]} {'not monitored' if i % 5 == 0 else 'seen'} "
+             f"case {i}" for i in range(300)] + [None, ""] + ["I can't help with that."] * 20
+    coder = TextCoder(clusters=4, dim=8).fit(texts)
+    phrases = PhraseCounter(["not monitored"])
+    expected_codes = coder.codes(texts)
+    expected_counts = np.minimum(phrases.counts(texts), 2)
+    for cache_size in (1, 7, 40, 10_000):
+        small = TextCoder.from_state(*_state(coder), "t", cache_size=cache_size)
+        field = TextField(small, PhraseCounter(["not monitored"], cache_size=cache_size), cache_size)
+        for start in range(0, len(texts), 90):  # batches: the caches carry over, overflow and clear
+            batch = texts[start:start + 90]
+            assert np.array_equal(small.codes(batch), expected_codes[start:start + 90])
+            codes, counts = field.encode(batch)
+            assert np.array_equal(codes, expected_codes[start:start + 90])
+            assert np.array_equal(counts, expected_counts[start:start + 90])
 
 
 def _state(coder):

@@ -54,8 +54,9 @@ def register(sub) -> None:
                    help="the traffic a topic carries: evaluation or production (repeatable)")
     p.add_argument("--group-id")
     p.add_argument("--alert-topic")
-    p.add_argument("--review-topic", help='topic of the audit sample for human review (default: the config\'s '
-                                          'review.topic, janus.review; "" = none; docs/review.md)')
+    p.add_argument("--review-topic", help='send the audit sample for human review to this topic (default: the config\'s '
+                                          'review.topic, janus.review, when review.enabled; "" = none; '
+                                          'docs/review.md)')
     p.add_argument("--review-out", metavar="FILE.jsonl",
                    help="also append the audit sample to this JSONL file (default: the config's review.jsonl)")
     p.add_argument("--checkpoint-dir", help="shared checkpoint folder (default: the config's checkpoint.directory)")

@@ -101,7 +101,10 @@ class Monitor:
             sizes.append(len(comps))
             width += len(comps)
         self._tables = tables  # log Λ, for the count-vector path
-        self._ratio_tables = [np.exp(t) for t in tables]  # Λ, for the per-record path
+        # Λ for the per-record path, as rows (cell * n_codes + code) → components: one row gather per
+        # feature instead of a two-index fancy gather.
+        self._ratio_tables = [np.exp(t).reshape(-1, t.shape[2]) for t in tables]
+        self._n_codes = [t.shape[1] for t in tables]
         self._baseline_shares = [baseline.shares(j) for j in self.features]
         self._starts = np.array(starts, dtype=np.int64)
         self._sizes = np.array(sizes, dtype=np.int64)
@@ -203,9 +206,11 @@ class Monitor:
     def _ratios(self, matrix: FeatureMatrix) -> np.ndarray:
         n = len(matrix.cells)
         lr = np.empty((n, self.log_r.shape[1]))
+        cells = matrix.cells.astype(np.intp)
         for f, j in enumerate(self.features):
             start = self._starts[f]
-            lr[:, start:start + int(self._sizes[f])] = self._ratio_tables[f][matrix.cells, matrix.codes[:, j]]
+            rows = cells * self._n_codes[f] + matrix.codes[:, j]
+            lr[:, start:start + int(self._sizes[f])] = self._ratio_tables[f][rows]
         return lr
 
     def update_matrix(self, matrix: FeatureMatrix, decision_ids: Sequence[str], positions: np.ndarray,

@@ -88,8 +88,10 @@ class ReviewSampler:
         self.config = config
         self.rates = stratum_rates(config)
         self.p_max = max(self.rates.values())
-        self._actions: dict[str, frozenset[str]] = {}
-        self._tools: dict[str, frozenset[str]] = {}
+        # Per configured model (plus "*" for all others): never keyed by producers' model ids, which
+        # are unbounded (a cache per id grew ~100 bytes per made-up model id).
+        self._actions = _per_model(config.consequential_actions)
+        self._tools = _per_model(config.consequential_tools)
         # model_id → {(segment, feature): alert reference}, as of the last record processed.
         self.firing: dict[str, dict[tuple[str, str], dict]] = {}
         # Sampled decisions per (model_id, traffic, stratum) since the checkpoint's beginning: the
@@ -99,18 +101,10 @@ class ReviewSampler:
 
     # ---- configuration ----------------------------------------------------------------------------
     def consequential_actions(self, model_id: str) -> frozenset[str]:
-        got = self._actions.get(model_id)
-        if got is None:
-            table = self.config.consequential_actions
-            got = self._actions[model_id] = frozenset(table.get("*", [])) | frozenset(table.get(model_id, []))
-        return got
+        return self._actions.get(model_id) or self._actions["*"]
 
     def consequential_tools(self, model_id: str) -> frozenset[str]:
-        got = self._tools.get(model_id)
-        if got is None:
-            table = self.config.consequential_tools
-            got = self._tools[model_id] = frozenset(table.get("*", [])) | frozenset(table.get(model_id, []))
-        return got
+        return self._tools.get(model_id) or self._tools["*"]
 
     def is_consequential(self, d: Decision) -> bool:
         if d.action is not None and d.action in self.consequential_actions(d.model_id):
@@ -281,6 +275,12 @@ class ReviewSampler:
             self.firing[model_id] = {(r["segment"], r["feature"]): dict(r) for r in refs}
         self.counts = Counter({(m, t, s): int(n) for m, t, s, n in meta.get("counts", [])})
         self._counted_models = {m for m, _, _ in self.counts}
+
+
+def _per_model(table: Mapping[str, Sequence[str]]) -> dict[str, frozenset[str]]:
+    """Configured model id → its names plus the "*" ones; "*" → the "*" ones."""
+    common = frozenset(table.get("*", []))
+    return {**{m: common | frozenset(names) for m, names in table.items()}, "*": common}
 
 
 def _apply(firing: dict, event: AlertEvent) -> None:

@@ -25,7 +25,7 @@ One consumer group member reading one or more decision topics:
   at-least-once: after a crash, records since the last checkpoint are replayed and their
   alerts produced again (same ``decision_id`` and ``record_index``, so consumers can
   de-duplicate). The audit sample for human review (``BatchResult.review_samples``) goes the
-  same way to ``review.topic`` (``janus.review``) and/or the ``review.jsonl`` file.
+  same way to the review topic (opt-in: ``review.enabled``) and/or the ``review.jsonl`` file.
 * **Stopping.** SIGTERM or SIGINT (or :meth:`StreamService.stop`) finishes the current batch,
   checkpoints, commits, closes the clients and makes :meth:`run` return 0. A second signal
   aborts at once.
@@ -177,7 +177,9 @@ class StreamService:
         if self.alert_topic in self.topics:
             raise JanusError(f"the alert topic {self.alert_topic!r} is also a decision topic")
         # The audit sample for human review (docs/review.md): a topic and/or a JSONL file ("" = off).
-        self.review_topic = review_topic if review_topic is not None else config.review.topic
+        if review_topic is None:
+            review_topic = config.review.topic if config.review.enabled else ""
+        self.review_topic = review_topic
         if self.review_topic and self.review_topic in self.topics:
             raise JanusError(f"the review topic {self.review_topic!r} is also a decision topic")
         self.review_jsonl = str(review_jsonl if review_jsonl is not None else config.review.jsonl)
