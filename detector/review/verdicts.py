@@ -173,25 +173,27 @@ def parse_verdict(obj: Any) -> dict:
     if unknown:
         raise ValueError(f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
                          f"(a verdict has {', '.join(VERDICT_FIELDS)})")
-    decision_id = obj.get("decision_id")
-    if not isinstance(decision_id, str) or not decision_id.strip():
-        raise ValueError("decision_id is missing or not a non-empty string")
-    if len(decision_id) > MAX_ID_CHARS:
-        raise ValueError(f"decision_id is longer than {MAX_ID_CHARS} characters")
+    decision_id = _name(obj, "decision_id", "")
     verdict = obj.get("verdict")
     if verdict not in VERDICTS:
         raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}")
-    reviewer = obj.get("reviewer")
-    if not isinstance(reviewer, str) or not reviewer.strip():
-        raise ValueError("reviewer is missing or not a non-empty string (who gave the verdict)")
-    if len(reviewer) > MAX_ID_CHARS:
-        raise ValueError(f"reviewer is longer than {MAX_ID_CHARS} characters")
+    reviewer = _name(obj, "reviewer", " (who gave the verdict)")
     note = obj.get("note")
     if note is not None and not isinstance(note, str):
         raise ValueError(f"note must be a string, got {type(note).__name__}")
     if note is not None and len(note) > MAX_NOTE_CHARS:
         raise ValueError(f"note is longer than {MAX_NOTE_CHARS} characters")
     return {"decision_id": decision_id, "verdict": verdict, "reviewer": reviewer.strip(), "note": note or ""}
+
+
+def _name(obj: dict, key: str, hint: str) -> str:
+    """A required, non-blank string field of at most MAX_ID_CHARS characters."""
+    value = obj.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{key} is missing or not a non-empty string{hint}")
+    if len(value) > MAX_ID_CHARS:
+        raise ValueError(f"{key} is longer than {MAX_ID_CHARS} characters")
+    return value
 
 
 def read_verdicts_jsonl(path: str | Path) -> list[tuple[str, Any]]:
