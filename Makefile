@@ -46,15 +46,16 @@ $(BENCH_STAMP): pyproject.toml
 	$(BENCH_VENV)/bin/python -m pip install -q -e . 'alibi-detect==0.13.0' 'numpy<2' 'river==0.23.0' matplotlib
 	touch $(BENCH_STAMP)
 
-# Full run (~30-40 min on 2 cores): bench/results.json, bench/*.png, BENCHMARKS.md.
+# Full run (under 15 min on 2 cores), one process: bench/results.json, bench/*.png, BENCHMARKS.md
+# (which also reports bench/soak.json when `make bench-soak` has written it).
 bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/run.py
 
-# Few runs (minutes), for development: bench/quick/ (results.json, BENCHMARKS.md, plots).
+# Few runs (under 2 min), for development: bench/quick/ (results.json, BENCHMARKS.md, plots).
 bench-quick: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/run.py --quick
 
-# Backtest RSS and throughput at 1M and 5M records (~20+ min): bench/soak.json.
+# Backtest RSS and throughput at 1M and 5M records (~10 min; not in `make bench`): bench/soak.json.
 bench-soak: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/throughput.py --backtest-records 1000000 5000000 --serve-records 30000 --out bench/soak.json
 

@@ -6,12 +6,13 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
 
 GOALS = {"single_1e4": 1.3, "single_1e6": 1.2, "conditional_speedup": 1.5, "elsewhere": 1.2,
-         "records_per_core": 20_000, "serve_over_bare": 0.5}
+         "records_per_core": 20_000, "serve_over_bare": 0.5, "rss_growth": 0.1}
 CONDITIONAL = ("compliance-gap", "gradual-ramp")
 
 
@@ -31,6 +32,21 @@ def _arl(row: dict) -> str:
     return f"{value} ({e['alarms']}/{e['runs']} runs alarmed, {e['censored']} censored)"
 
 
+def arl_verdict(e: dict, target: float) -> str:
+    """Met / missed for "empirical ARL ≥ target" from few censored runs: missed only when the alarms seen
+    would be unlikely (< 5%) at an ARL of ``target`` (alarms ~ Poisson(records watched / target))."""
+    if e["arl"] is not None and e["arl"] >= target or e["arl"] is None and e["exposure"] >= target:
+        return "met"
+    mean, k = e["exposure"] / target, e["alarms"]
+    if not k:
+        return f"not contradicted (no alarm in {e['exposure']:,} records; too few to confirm)"
+    tail = 1 - sum(math.exp(-mean) * mean ** i / math.factorial(i) for i in range(k))
+    if tail < 0.05:
+        return f"missed ({k} false alarms in {e['exposure']:,} records: P = {tail:.2g} at ARL {target:,.0f})"
+    return (f"not contradicted ({k} false alarm{'s' if k > 1 else ''} in {e['exposure']:,} records, P = {tail:.2g} "
+            f"at ARL {target:,.0f}; too few records to confirm)")
+
+
 def plots(results: dict, out_dir: Path) -> list[str]:
     import matplotlib
 
@@ -41,8 +57,12 @@ def plots(results: dict, out_dir: Path) -> list[str]:
     single = results.get("single_stream")
     if single:
         changes = list(dict.fromkeys(c["change"] for c in single["curves"]))
-        fig, axes = plt.subplots(1, len(changes), figsize=(5 * len(changes), 4))
-        for ax, change in zip(axes, changes):
+        cols = min(3, len(changes))
+        rows = -(-len(changes) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 4 * rows), squeeze=False)
+        for ax in axes.flat[len(changes):]:
+            ax.set_visible(False)
+        for ax, change in zip(axes.flat, changes):
             for name in dict.fromkeys(c["detector"] for c in single["curves"] if c["change"] == change):
                 pts = sorted((c["arl"], c["mean_delay"]) for c in single["curves"]
                              if c["change"] == change and c["detector"] == name and c["mean_delay"])
@@ -56,7 +76,7 @@ def plots(results: dict, out_dir: Path) -> list[str]:
                             label=f"{row['detector']} default")
             ax.set_xscale("log")
             ax.set_yscale("log")
-            ax.set_title(f"p {change}")
+            ax.set_title(change)
             ax.set_xlabel("ARL (records between false alarms)")
             ax.set_ylabel("mean delay (records)")
             ax.legend(fontsize=7)
@@ -64,12 +84,13 @@ def plots(results: dict, out_dir: Path) -> list[str]:
         fig.savefig(out_dir / "delay_vs_arl.png", dpi=110)
         plt.close(fig)
         made.append("delay_vs_arl.png")
-    backtests = (results.get("throughput") or {}).get("backtest") or []
+    backtests = [(b, "") for b in (results.get("throughput") or {}).get("backtest") or []]
+    backtests += [(b, ", make bench-soak") for b in (results.get("soak") or {}).get("backtest") or []]
     if backtests:
         fig, ax = plt.subplots(figsize=(6, 4))
-        for b in backtests:
+        for b, source in backtests:
             xs, ys = zip(*b["rss_samples"])
-            ax.plot(xs, ys, label=f"{b['records']:,} records")
+            ax.plot(xs, ys, linestyle="--" if source else "-", label=f"{b['records']:,} records{source}")
         ax.set_xlabel("records processed")
         ax.set_ylabel("RSS (MiB)")
         ax.set_title("janus backtest: resident memory over the stream")
@@ -121,25 +142,44 @@ def goals(results: dict) -> list[str]:
                 if row["detector"] == "Janus" and row["target_arl"] == arl:
                     ratio = row.get("ratio_to_oracle")
                     ok = ratio is not None and ratio <= limit
-                    out.append(f"- single stream {row['change']}, ARL {arl:g}: Janus {ratio}× the oracle "
-                               f"(goal ≤ {limit}×): **{'met' if ok else 'missed'}**")
+                    matched = (f"; {row['ratio_to_matched_oracle']}× the oracle run at Janus's measured ARL"
+                               if row.get("ratio_to_matched_oracle") else "")
+                    out.append(f"- single stream {row['change']}, ARL {arl:g}: Janus {ratio}× the oracle at the "
+                               f"configured ARL{matched} (goal ≤ {limit}×): **{'met' if ok else 'missed'}**")
         for row in single["rows"]:
             if row["detector"] == "Janus" and row["target_arl"] == 1e4:
                 peers = [r for r in single["rows"] if r["change"] == row["change"] and r.get("tuned")
                          and r["detector"] not in ("Janus", "oracle CUSUM") and r.get("mean_delay")]
-                best = min(peers, key=lambda r: r["mean_delay"], default=None)
+                # Matched: a peer whose false alarms, on its null runs, are consistent with Janus's measured ARL
+                # (a peer shown to alarm more often is faster for that reason, and is named apart).
+                janus_arl = row["empirical_arl"]["arl"] or row["empirical_arl"]["exposure"]
+                matched = [r for r in peers if r.get("empirical_arl")
+                           and not arl_verdict(r["empirical_arl"], janus_arl).startswith("missed")]
+                best = min(matched, key=lambda r: r["mean_delay"], default=None)
+                fastest = min(peers, key=lambda r: r["mean_delay"], default=None)
                 if best and row.get("mean_delay"):
                     ok = row["mean_delay"] <= best["mean_delay"]
+                    apart = (f"; faster but alarming more often than Janus: {fastest['detector']} "
+                             f"{fastest['mean_delay']:,} records, measured ARL {_arl(fastest)}"
+                             if fastest is not best else "")
                     out.append(f"- single stream {row['change']}: Janus {row['mean_delay']:,} vs best tuned peer "
-                               f"{best['mean_delay']:,} records ({best['detector']}, measured ARL {_arl(best)}; "
-                               f"goal: never slower): **{'met' if ok else 'missed'}**")
-                e = row.get("empirical_arl") or {}
-                ok = e.get("arl") is None or e["arl"] >= 1e4
+                               f"{best['mean_delay']:,} records ({best['detector']}, measured ARL {_arl(best)}"
+                               f"{apart}; goal: never slower): **{'met' if ok else 'missed'}**")
                 out.append(f"- single stream {row['change']}: Janus empirical ARL {_arl(row)} (goal ≥ 10,000): "
-                           f"**{'met' if ok else 'missed'}** (few runs: a rough estimate)")
+                           f"**{arl_verdict(row['empirical_arl'], 1e4)}**")
+            if row["detector"] == "Janus" and row["target_arl"] == 1e6 and row.get("empirical_arl"):
+                out.append(f"- single stream {row['change']}: Janus empirical ARL at a configured 1e6 {_arl(row)} "
+                           f"(goal ≥ 1e6): **{arl_verdict(row['empirical_arl'], 1e6)}**")
     whole = results.get("whole_stream")
     if whole:
         null = whole["scenarios"].get("no-change", {})
+        if whole.get("janus_measured_arl"):
+            jm, rm = whole["janus_measured_arl"], whole["river_measured_arl"]
+            out.append(f"- whole streams, false alarms matched: Janus's measured pipeline-wide ARL "
+                       f"{_fmt(jm['arl']) if jm['arl'] else '> ' + _fmt(jm['exposure'])} ({jm['alarms']} behaviour "
+                       f"alarms in {jm['runs']} no-change runs); River tuned to {whole['river_target_arl']:,}, "
+                       f"measured {_fmt(rm['arl']) if rm['arl'] else '> ' + _fmt(rm['exposure'])} ({rm['alarms']} "
+                       f"alarms in {rm['runs']} runs)")
         out.append(f"- whole streams, no change: River pipeline's first (false) alarm after "
                    f"{_fmt(null.get('river', {}).get('mean_time_to_first_alarm'))} records on average "
                    f"({null.get('river', {}).get('alarmed')}/{null.get('river', {}).get('runs')} runs), Janus's in "
@@ -148,7 +188,12 @@ def goals(results: dict) -> list[str]:
         for s, r in whole["scenarios"].items():
             if s in ("no-change", "input-shift"):
                 continue
+            # When a side misses runs, its mean over detected runs flatters it: the verdict then uses the
+            # means with each miss counted at the end of the log (a lower bound for the side that missed).
             ratio = r.get("river_over_janus")
+            missed = r["janus"].get("detected") != r["river"].get("detected")
+            if missed and r.get("river_over_janus_misses_at_end") is not None:
+                ratio = r["river_over_janus_misses_at_end"]
             if s in CONDITIONAL:
                 ok = ratio is not None and ratio >= GOALS["conditional_speedup"]
                 goal = f"River ≥ {GOALS['conditional_speedup']}× Janus's delay"
@@ -157,7 +202,11 @@ def goals(results: dict) -> list[str]:
                 goal = f"Janus within {GOALS['elsewhere']}× of River"
             if ratio is None:  # one side never detected
                 ok = bool(r["janus"].get("detected")) and not r["river"].get("detected")
-            out.append(f"- whole stream {s}: River delay ÷ Janus delay = {ratio} ({goal}): "
+            found = (f"detected in {r['janus'].get('detected')}/{r['janus'].get('runs')} runs by Janus, "
+                     f"{r['river'].get('detected')}/{r['river'].get('runs')} by River")
+            how = (f"misses counted at the log's end; {r.get('river_over_janus')} over detected runs only" if missed
+                   else "over detected runs")
+            out.append(f"- whole stream {s}: River delay ÷ Janus delay = {ratio} ({how}; {goal}; {found}): "
                        f"**{'met' if ok else 'missed'}**")
         shift = whole["scenarios"].get("input-shift", {})
         jb = shift.get("janus", {}).get("detected", 0) + shift.get("janus", {}).get("false_alarm_before_change", 0)
@@ -181,6 +230,78 @@ def goals(results: dict) -> list[str]:
                 out.append(f"- RSS over a {b['records']:,}-record backtest: median of the last quarter minus median "
                            f"of 20–45% = {drift:+.1f} MiB, peak {b['peak_rss_mb']} MiB (goal: flat from 1M to 5M "
                            "records; 5M is in `make bench-soak`, not in this run)")
+    bts = sorted((results.get("soak") or {}).get("backtest") or [], key=lambda b: b["records"])
+    if len(bts) > 1:
+        small, large = bts[0], bts[-1]
+        growth = large["peak_rss_mb"] / small["peak_rss_mb"] - 1
+        out.append(f"- RSS flat from {small['records']:,} to {large['records']:,} records (`make bench-soak`, "
+                   f"{results['soak']['date']}; flat taken as peak RSS growing < {GOALS['rss_growth']:.0%}): peak "
+                   f"{small['peak_rss_mb']} → {large['peak_rss_mb']} MiB ({growth:+.1%}), drift after warm-up "
+                   f"{rss_drift(small)} / {rss_drift(large)} MiB; {_fmt(small.get('records_per_cpu_s'))} / "
+                   f"{_fmt(large.get('records_per_cpu_s'))} records per CPU-second: "
+                   f"**{'met' if growth < GOALS['rss_growth'] else 'missed'}**")
+    return out
+
+
+def limits(results: dict) -> list[str]:
+    """Where Janus misses a goal, what limits it: read off this run's figures, the mechanism from the detector's design."""
+    out = []
+    single = results.get("single_stream")
+    if single:
+        janus = {r["change"]: r for r in single["rows"] if r.get("detector") == "Janus" and r.get("target_arl") == 1e4}
+        over = [(m["change"], (m["janus_measured_arl"]["arl"] or m["janus_measured_arl"]["exposure"]) / 1e4)
+                for m in single["matched"]]
+
+        def dropped(detector: str, **match) -> str:
+            rs = [r for r in single["rows"] if r.get("detector") == detector and r.get("runs")
+                  and all(r.get(k) == v for k, v in match.items())]
+            return f"{sum(r['false_alarm_before_change'] for r in rs)} of {sum(r['runs'] for r in rs)}"
+
+        rare = min(c["pre"][0] for c in single["changes"] if c["kind"] == "bernoulli")
+        out += ["- **The credible bound on the baseline (the ARL slack).** Janus scores against the 99% credible "
+                "bound of each baseline share, not its point estimate, so that the configured ARL holds whenever "
+                "the true rate lies inside the interval. Measured at a configured 1e4 its ARL is "
+                + ", ".join(f"{x:.1f}×" for _, x in over) + " the target (" + ", ".join(c for c, _ in over)
+                + "); bench/delay_decomposition/README.md finds that this whole slack is the bound (at the point "
+                "estimate the ARL ≈ the configured one) and that the bound is the largest single cost in delay, "
+                f"largest where the baseline holds few events ({rare * single['n_baseline']:,.0f} refusals at p0 = "
+                f"{rare:g}). The \"÷ matched\" column compares Janus with the oracle at Janus's real false-alarm "
+                "rate.",
+                "- **Not knowing the direction or the size.** Janus mixes alternatives (each code up and down, two "
+                "odds tilts, two contamination shares, shifts for ordered features) and averages their "
+                "statistics, an equal-weight mixture (at worst a Bonferroni split of the threshold over the "
+                "components): it pays log(number of components) in its statistic, most felt on weak changes; the "
+                "oracle and the tuned peers watch one known alternative or one known stream (FETDriftOnline is "
+                "even told the direction). bench/delay_decomposition/README.md removes these factors one at a "
+                "time, the credible bound last; its factor table gives each one's share of the delay at 1e6. "
+                "Ratios to the matched oracle here: "
+                + ", ".join(f"{c} {r.get('ratio_to_matched_oracle')}×" for c, r in janus.items()) + ".",
+                "- **Binning.** The latency row is seen through the baseline's quantile bins, losing the "
+                "within-bin information the oracle's log-normal likelihood uses and that ADWIN reads from the raw "
+                "values.",
+                "- **Runs dropped at ARL 1e4.** Delays are over runs without a false alarm before the change. "
+                f"At 1e4 that drops {dropped('oracle CUSUM', target_arl=1e4)} of the oracle's runs, "
+                f"{dropped('River ADWIN', tuned=True)} of tuned ADWIN's and {dropped('River PageHinkley', tuned=True)} "
+                f"of tuned PageHinkley's, against {dropped('Janus', target_arl=1e4)} of Janus's: the runs left are "
+                "the ones where noise did not push the statistic up, which flatters their means; the 1e6 rows are "
+                "the cleaner comparison with the oracle."]
+    stages = (results.get("stages") or {}).get("stages") or {}
+    if stages.get("featurise"):
+        rate = {k: (v.get("records_per_s") or {}).get("cpu") for k, v in stages.items() if isinstance(v, dict)}
+        out.append(f"- **Throughput.** Per CPU-second: parse {_fmt(rate.get('parse'))}, featurise "
+                   f"{_fmt(rate.get('featurise'))}, detect {_fmt(rate.get('detect'))}, whole backtest "
+                   f"{_fmt(rate.get('backtest'))} records (bench/stages.py): the stages' costs add up, with "
+                   "featurisation the largest: each new output, reasoning and input text goes through scikit-learn's "
+                   "HashingVectorizer (word and character n-grams) and a projection to its codebook cluster, plus "
+                   "oversight-phrase matching (texts are cached by hash, so only new texts pay). That caps the "
+                   "whole backtest below the 20,000 records per core goal.")
+    s_ = (results.get("throughput") or {}).get("serve") or {}
+    bt = ((results.get("throughput") or {}).get("backtest") or [{}])[0]
+    if s_.get("serve_over_bare") is not None and bt.get("records_per_s"):
+        out.append(f"- **Serve.** `janus serve` runs {_fmt(s_['serve_records_per_s'])} records/s against the backtest's "
+                   f"{_fmt(bt['records_per_s'])} wall on the same machine: serve is bounded by the same decode → "
+                   "featurise → detect work, and the bare loop does only the decode, so the ratio is about "
+                   "pipeline cost ÷ decode cost.")
     return out
 
 
@@ -188,10 +309,11 @@ def markdown(results: dict, images: list[str], image_prefix: str) -> str:
     m = results["meta"]
     lines = ["# Benchmarks", "",
              (f"Generated by `{m['command']}` on {m['date']} (mode: **{m['mode']}**): the parts below were run "
-              "separately with the full-mode settings (each by `bench/run.py --parts NAME --merge`) and merged; "
+              "separately (each by `bench/run.py --parts NAME --merge`) and merged; "
               "the tree changed between parts (other work was landing), so read the git revision as approximate."
               if "--merge" in m["command"] else
-              f"Generated by `{m['command']}` on {m['date']} (mode: **{m['mode']}**, {m['minutes']:.1f} min wall)."),
+              f"Generated by `{m['command']}` on {m['date']} (mode: **{m['mode']}**, {m['minutes']:.1f} min wall "
+              "for the whole run, one process, results.json + this file + the plots)."),
              f"Machine: {m['machine']}; load average at start {m['load_average']} (the machine was shared: "
              "wall-clock rates are pessimistic, records per CPU-second is the per-core figure).",
              f"Janus at git {m['git']}{' (uncommitted changes in the tree)' if m.get('dirty') else ''}. "
@@ -202,42 +324,72 @@ def markdown(results: dict, images: list[str], image_prefix: str) -> str:
              "Parts (each its own process): " + "; ".join(
                  f"{name} {r['seconds'] / 60:.1f} min{', exit ' + str(r['returncode']) if r['returncode'] else ''}"
                  + (f", load {r['load_average']} at its end" if r.get("load_average") is not None else "")
-                 + (f" ({r['args']})" if r.get("args") else "") for name, r in (results.get("part_runs") or {}).items()
-                 if r) + ".", "",
+                 + (f" ({r['args']})" if r.get("args") else "")
+                 + (f", side by side with {', '.join(r['alongside'])}" if r.get("alongside") else "")
+                 for name, r in (results.get("part_runs") or {}).items() if r) + ".", "",
              "Every figure below comes from `bench/results.json` of this run; this file is regenerated "
              "by `bench/report.py`. Goals are reported, not asserted.", "", "## Goals of issue 13, as measured", ""]
     lines += goals(results) + [""]
+    why = limits(results)
+    if why:
+        lines += ["## Where Janus misses, and what limits it", ""] + why + [""]
     single = results.get("single_stream")
     if single:
-        lines += ["## Single Bernoulli streams", "",
+        st = single["settings"]
+        lines += ["## Single streams", "",
                   f"Change after {single['change_at']:,} records; a run that has not alarmed {single['after']:,} "
-                  f"records after the change counts as not detected. Delay = records from the change to the "
-                  f"alarm, over runs without an alarm before the change ({single['delay_runs']} runs per row, "
-                  "fewer for the slow peers: see the runs column). Peers tuned by bisection of their one "
-                  f"parameter on {single['tune_runs']} null streams to ARL 10,000, then their ARL measured on "
-                  f"{single['check_runs']} disjoint null streams cut at {single['null_length']:,} records "
-                  "(ARL = records watched / alarms). Janus: a baseline of "
-                  f"{single['n_baseline']:,} evaluation records, the ARL, nothing else; not told the direction. "
-                  "The oracle knows p0 and p1; its ARL-1e6 threshold is extrapolated from its calibrations at "
-                  "1e4 and 1e5 (log ARL linear in h). Empirical ARLs at 1e6 are not measured (that needs ~1e8 "
-                  "records per detector).", "",
-                  "| p0→p1 | detector | setting | target ARL | empirical ARL | runs | false alarm before change "
-                  "| detected | mean delay | median | ÷ oracle | µs/record |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "records after the change counts as not detected. Changes (pre → post): " + "; ".join(
+                      f"{c['label']} ({c['feature']}: {c['pre']} → {c['post']})" for c in single["changes"])
+                  + f"; actions {', '.join(single['actions'])}; latency is log-normal (log-mean, log-sd).", "",
+                  f"Janus: its featuriser and Monitor on the one feature, batches of 2,048, a baseline of "
+                  f"{single['n_baseline']:,} evaluation records and the ARL, nothing else; not told the direction. "
+                  f"Its ARL at a configured 1e4 is measured on {st['janus_check_runs']} null streams cut at "
+                  f"{st['null_length']:,} records (ARL = records watched / alarms; censored = runs without an "
+                  f"alarm). Each River peer's one parameter is bisected ({st['tune_steps']} steps) on "
+                  f"{st['tune_runs']} other null streams to *that measured ARL* (its lower bound when Janus never "
+                  f"alarmed), and the peer's ARL is then measured on {st['peer_check_runs']} of Janus's null "
+                  "streams (disjoint from the tuning ones). Peers watch the 0/1 refusal flag, the one-hot of the "
+                  "action that moves (they are told which), or the latency standardised by the reference sample. "
+                  f"Delays: {st['delay_runs']} runs a row (few runs: read the ratios to ±15% or so), fewer for the "
+                  "slow peers (runs column). The oracle is Page's CUSUM with the true distributions, its threshold "
+                  "calibrated by simulation at ARL 1e3, 1e4, 1e5 and interpolated in log ARL (1e6: extrapolated). "
+                  "\"÷ oracle\": against the oracle at the same configured ARL (1e4 for peers); \"÷ matched\": "
+                  "against the oracle at Janus's measured ARL, the rate every tuned peer is matched to. "
+                  "Measuring an ARL of 1e6 needs ~1e8 records per detector: Janus's and the oracle's 1e6 rows give "
+                  f"a censored lower bound from {st['peer_check_runs']} (Janus) or {st['janus_check_runs']} "
+                  f"(oracle) null streams of {st['null_length']:,} records instead. Run counts: Janus and the "
+                  f"oracle {st['delay_runs']} delay runs a row; the oracle calibrated on {st['oracle_runs']} null "
+                  f"streams a point; KSWIN {st['kswin_runs']}; Alibi {st['alibi_delay_runs']} delay runs and "
+                  f"{st['alibi_check_runs']} null streams.", "",
+                  "| change | detector | setting | target ARL | empirical ARL | runs | false alarm before change "
+                  "| detected | mean delay | median | ÷ oracle | ÷ matched | µs/record |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in single["rows"]:
             if r.get("skipped"):
-                lines.append(f"| {r['change']} | {r['detector']} | skipped: {r['skipped']} |||||||||")
+                lines.append(f"| {r['change']} | {r['detector']} | skipped: {r['skipped']} ||||||||||")
                 continue
             lines.append(
                 f"| {r['change']} | {r['detector']} | {r['setting']} | {_fmt(r.get('target_arl'))} | {_arl(r)} | "
                 f"{r['runs']} | {r['false_alarm_before_change']} | {r['detected']}/{r['timed_runs']} | "
                 f"{_fmt(r.get('mean_delay'))} | {_fmt(r.get('median_delay'))} | {_fmt(r.get('ratio_to_oracle'), 2)} | "
-                f"{r['us_per_record']} |")
+                f"{_fmt(r.get('ratio_to_matched_oracle'), 2)} | {r['us_per_record']} |")
         ks = next((r for r in single["rows"] if r.get("detector") == "River KSWIN"), {})
-        lines += ["", f"KSWIN (~2 ms a record) watches only {ks.get('watched_before_change', '–')} records before the "
-                  f"change and {_fmt(ks.get('watched_after_change'))} after it. FETDriftOnline is told the direction "
-                  "(`alternative`), takes ert=1e4 and n_bootstraps = 10 × ERT (bench/alibi_shim.py speeds up its "
-                  "threshold configuration without changing a value); it is not tuned further.", ""]
+        fet = next((r for r in single["rows"] if r.get("detector") == "Alibi FETDriftOnline"), {})
+        lines += ["", f"KSWIN (~0.3–2 ms a record) watches only {ks.get('watched_before_change', '–')} records before "
+                  f"the change and {_fmt(ks.get('watched_after_change'))} after it (its ARL: null streams of that "
+                  "length); it is a two-sample KS test on a window of 100, meant for continuous values. Alibi "
+                  "Detect's online detectors have no default ERT: their ERT is the ARL they calibrate themselves "
+                  "to by bootstrap, so it is set to Janus's measured ARL (capped at "
+                  f"{_fmt(single['alibi_max_ert'])}: configuring costs time and memory in proportion; the setting "
+                  f"column says when); they watch {fet.get('watched_before_change', '–')} records before the "
+                  "change. FETDriftOnline (refusal rows, and the one-hot of the moving action) is told the "
+                  "direction (`alternative`), with n_bootstraps = 10 × ERT (bench/alibi_shim.py speeds up its "
+                  "threshold configuration without changing a value). CVMDriftOnline (latency row) reads the raw "
+                  f"latency, with n_bootstraps = {single['cvm_bootstraps_per_ert']} × ERT; its threshold simulation "
+                  "costs n_bootstraps × (reference + 2 × window)² comparisons, hence its short reference. Alibi "
+                  "is kept to these single-stream rows: its thresholds come from bootstrap quantiles at "
+                  "n_bootstraps ≈ 10 × ERT, per stream; twenty-odd streams at a pipeline-wide rate would need "
+                  "more memory and minutes than this machine and the 15-minute budget have.", ""]
     whole = results.get("whole_stream")
     if whole:
         lines += ["## Whole decision streams", "",
@@ -247,7 +399,9 @@ def markdown(results: dict, images: list[str], image_prefix: str) -> str:
                   f"{whole['arl']:g}, no tuning. River: PageHinkley on each of {len(whole['river_streams'])} "
                   "marginal streams (" + ", ".join(whole["river_streams"]) + "), standardised by the evaluation "
                   f"log, alarm when any fires; one shared threshold ({whole['river_threshold']}) tuned on "
-                  f"{whole['tune_runs']} no-change runs (other seeds) to pipeline-wide ARL {whole['arl']:g}. "
+                  f"{whole['tune_runs']} no-change runs (other seeds) to Janus's measured pipeline-wide ARL "
+                  f"(target {whole.get('river_target_arl', whole['arl']):,.0f}; a lower bound when Janus raised no "
+                  "behaviour alarm on the no-change runs, so River gets at least Janus's false-alarm rate). "
                   "Alibi's online detectors are kept to the single-stream rows: their thresholds come from "
                   "bootstrap quantiles at n_bootstraps ≈ 10 × ERT for each of twenty-odd streams, which needs "
                   "more memory and time than this machine has.", "",
@@ -265,9 +419,15 @@ def markdown(results: dict, images: list[str], image_prefix: str) -> str:
                     lines.append(f"| {s} | {label} | {x['runs']} | {x['false_alarm_before_change']} | "
                                  f"{x['detected']} | {_fmt(x.get('mean_delay'))} | {_fmt(x.get('median_delay'))} | "
                                  f"{', '.join(x['first_features'])} |")
-        lines += ["", f"Records/s on the same records (wall clock, shared machine): Janus backtest "
-                  f"{_fmt(whole['janus_backtest_records_per_s'])}, River pipeline "
-                  f"{_fmt(whole['river_pipeline_records_per_s'])} (it does not parse or featurise text).", ""]
+        rates = whole.get("rates") or {}
+        if rates:
+            j, r = rates["janus"], rates["river"]
+            lines += ["", f"Records/s on the same records (the no-change JSONL files, median over runs): Janus "
+                      f"backtest {_fmt(j['records_per_cpu_s'])} per CPU-second ({_fmt(j['records_per_s'])}/s wall); "
+                      f"River pipeline (decode the same bytes, cut the {len(whole['river_streams'])} streams, run "
+                      f"every detector over every record) {_fmt(r['records_per_cpu_s'])} per CPU-second "
+                      f"({_fmt(r['records_per_s'])}/s wall). The River pipeline does not featurise text "
+                      "(clusters, oversight phrases) nor condition on the input.", ""]
     tp = results.get("throughput")
     if tp:
         lines += ["## Throughput, memory, alert latency", "",
@@ -277,6 +437,14 @@ def markdown(results: dict, images: list[str], image_prefix: str) -> str:
                          f"{b['records']:,} | {b['records_per_cpu_s']:,} records per CPU-second; {b['records_per_s']:,} "
                          f"records/s wall; peak RSS {b['peak_rss_mb']} MiB; RSS drift after warm-up "
                          f"{rss_drift(b)} MiB (rss.png) |")
+        rates = (results.get("whole_stream") or {}).get("rates")
+        if rates:
+            w = results["whole_stream"]
+            lines.append(f"| the same JSONL records through Janus's backtest and through the River pipeline (decode, "
+                         f"{len(w['river_streams'])} streams, every detector on every record) | {w['n_production']:,} "
+                         f"a run, median of {w['runs_per_scenario']} no-change runs | Janus "
+                         f"{_fmt(rates['janus']['records_per_cpu_s'])}, River {_fmt(rates['river']['records_per_cpu_s'])} "
+                         "records per CPU-second |")
         s = tp.get("serve") or {}
         if s:
             lines.append(f"| `janus serve` vs bare kafka-python consume + orjson decode, same topic, same run | "
@@ -298,16 +466,34 @@ def markdown(results: dict, images: list[str], image_prefix: str) -> str:
                          f"{((results.get('part_runs') or {}).get('stages') or {}).get('args', '')} | {_fmt(rate.get('cpu'))} records "
                          f"per CPU-second; {_fmt(rate.get('wall'))} records/s wall |")
         lines += ["", tp.get("note", ""), ""]
+    soak = results.get("soak")
+    if soak:
+        lines += [f"From `make bench-soak` ({soak.get('date', 'date unknown')}, bench/soak.json):", "",
+                  "| records | records per CPU-second | peak RSS | RSS drift after warm-up |", "|---|---|---|---|"]
+        lines += [f"| {b['records']:,} | {_fmt(b.get('records_per_cpu_s'))} | {b['peak_rss_mb']} MiB | "
+                  f"{rss_drift(b)} MiB |" for b in soak.get("backtest") or []]
+        lines.append("")
+    made_by = (f"Made by `{m['command']}` ({m['date']}; drawn by bench/report.py from this run's results.json) "
+               f"on {m['machine']}; packages: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".")
+    captions = {"delay_vs_arl.png": "Mean delay against the ARL (log-log), per single-stream change: Janus at "
+                                    "each configured ARL and at its measured one, the oracle, the tuned River "
+                                    "peers and Alibi at their measured ARL, and River at its defaults (×).",
+                "rss.png": "Resident memory of `janus backtest` over the stream"
+                           + (" (dashed: `make bench-soak`, " + results["soak"]["date"] + ", same machine)."
+                              if results.get("soak") else "."),
+                "whole_streams.png": "Whole decision streams: mean delay per scenario, Janus against the tuned "
+                                     "River pipeline, with River's mean time to a false alarm on no-change runs."}
     for img in images:
-        lines += [f"![{img}]({image_prefix}{img})", ""]
-    lines += ["Plots: made by the same command from the same results.json.", "",
-              "## Not covered yet", "",
-              "- Single streams cover the three Bernoulli changes only: the categorical action-mix and the "
-              "binned numeric shift rows of issue 13, and Alibi's CVMDriftOnline, are not benchmarked.",
-              "- Peers are tuned at ARL 1e4 only; at 1e6 only Janus and the oracle are run (tuning a peer to "
-              "1e6 by simulation needs ~1e8 records per parameter value).",
-              "- The River pipeline uses PageHinkley (ADWIN per stream is ~30 µs a record per stream: too slow "
-              "for twenty streams in the time budget).", ""]
+        lines += [f"![{img}]({image_prefix}{img})", "", f"*{captions[img]}* {made_by}", ""]
+    lines += ["## Not covered yet", "",
+              "- Peers are tuned at Janus's measured ARL for a configured 1e4 only; at 1e6 only Janus and the "
+              "oracle are run (tuning a peer to 1e6 by simulation needs ~1e8 records per parameter value), and "
+              "Janus's and the oracle's ARLs at 1e6 are censored lower bounds.",
+              "- Alibi's detectors run with few runs (their ARL from a couple of null streams), and their ERT is "
+              "capped (see the setting column).",
+              "- The River pipeline uses PageHinkley (ADWIN per stream is ~25 µs a record per stream: too slow "
+              "for twenty streams in the time budget).",
+              "- The 5M-record RSS is measured by `make bench-soak`, not by `make bench`.", ""]
     return "\n".join(lines)
 
 

@@ -6,6 +6,9 @@
 
 Each part runs in its own process (single_stream.py, whole_stream.py, throughput.py, stages.py) and writes
 ``<out>/parts/<part>.json``; a failed part is reported in results.json and does not hide the rest.
+The detection parts (single-stream changes in two parts, whole streams) run in two lanes side by side,
+one per core; the throughput parts (throughput, stages) then run alone, one after the other, so their
+rates are not shared with the benchmark itself.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -28,24 +32,42 @@ PACKAGES = ["numpy", "scipy", "river", "alibi-detect", "kafka-python", "orjson",
 
 def part_commands(quick: bool, backtest_records: str | None = None, serve_records: str | None = None) -> dict[str, list[str]]:
     flag = ["--quick"] if quick else []
-    backtest = ["--backtest-records", *(backtest_records or ("100000" if quick else "1000000")).split(",")]
-    serve = ["--serve-records", serve_records or ("30000" if quick else "100000")]
-    return {"single": [str(HERE / "single_stream.py"), *flag],
+    backtest = ["--backtest-records", *(backtest_records or ("50000" if quick else "1000000")).split(",")]
+    serve = ["--serve-records", serve_records or ("10000" if quick else "50000"),
+             *(["--latency-records", "6000"] if quick else [])]
+    single = [str(HERE / "single_stream.py"), *flag, "--changes"]
+    return {"single-1": [*single, "0,1"], "single-2": [*single, "2,3,4"],
             "whole": [str(HERE / "whole_stream.py"), *flag],
             "throughput": [str(HERE / "throughput.py"), *backtest, *serve],
             # Per-stage rates (parse, featurise, detect) from bench/stages.py; its serve part is
             # left to throughput.py, which runs `janus serve` itself.
-            "stages": [str(HERE / "stages.py"), "-n", "20000" if quick else "60000", "--no-serve"]}
+            "stages": [str(HERE / "stages.py"), *(["-n", "10000", "--repeat", "1"] if quick else ["-n", "30000"]),
+                       "--no-serve"]}
 
 
-def part_main(run, doc: str, argv: list[str] | None = None) -> int:
-    """Command line of a part: ``--quick`` and ``--out FILE`` (the JSON that ``run(quick)`` returns)."""
+# CPU-bound detection parts: one lane per core, a lane's parts one after the other; the single-stream
+# changes are split so that both lanes take about as long. The other parts then run alone.
+LANES = (("single-2",), ("whole", "single-1"))
+SINGLE_PARTS = ("single-1", "single-2")  # merged, in this order, into results["single_stream"]
+
+
+def part_main(run, doc: str, argv: list[str] | None = None, options: dict[str, str] | None = None) -> int:
+    """Command line of a part: ``--quick``, ``--out FILE`` (the JSON that ``run(quick, **options)`` returns)
+    and the part's own string ``options`` (name → help)."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="few runs: minutes, for development")
     parser.add_argument("--out", required=True, help="where to write the JSON results")
-    args = parser.parse_args(argv)
-    Path(args.out).write_text(json.dumps(run(args.quick), indent=1))
+    for name, help_ in (options or {}).items():
+        parser.add_argument(f"--{name}", help=help_)
+    args = vars(parser.parse_args(argv))
+    out = Path(args.pop("out"))
+    out.write_text(json.dumps(run(**args), indent=1))
     return 0
+
+
+def merge_single(parts: list[dict]) -> dict:
+    """One single_stream result from parts that each ran some of the changes."""
+    return {**parts[0], **{k: [x for p in parts for x in p[k]] for k in ("changes", "matched", "rows", "curves")}}
 
 
 def machine() -> str:
@@ -86,46 +108,64 @@ def git() -> tuple[str, bool]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="few runs: minutes, for development")
-    parser.add_argument("--parts", default="single,whole,throughput,stages", help="comma-separated subset")
+    parser.add_argument("--parts", help="comma-separated subset (default: all; quick: all but stages)")
     parser.add_argument("--merge", action="store_true", help="keep part results already in the output folder")
-    parser.add_argument("--backtest-records", help="comma-separated log sizes (default 1000000; quick 100000)")
-    parser.add_argument("--serve-records", help="records on the serve topic (default 100000; quick 30000)")
+    parser.add_argument("--backtest-records", help="comma-separated log sizes (default 1000000; quick 50000)")
+    parser.add_argument("--serve-records", help="records on the serve topic (default 50000; quick 10000)")
     args = parser.parse_args(argv)
     out_dir = HERE / "quick" if args.quick else HERE
     parts_dir = out_dir / "parts"
     parts_dir.mkdir(parents=True, exist_ok=True)
     commands = part_commands(args.quick, args.backtest_records, args.serve_records)
-    wanted = [p.strip() for p in args.parts.split(",") if p.strip()]
+    # quick leaves out the per-stage rates (bench/stages.py): make bench-quick must stay under 2 minutes
+    default = ",".join(p for p in commands if not (args.quick and p == "stages"))
+    parts = args.parts if args.parts is not None else default
+    wanted = [p.strip() for p in parts.split(",") if p.strip()]
     unknown = set(wanted) - set(commands)
     if unknown:
         parser.error(f"unknown part(s) {sorted(unknown)}; valid: {sorted(commands)}")
     started = time.time()
     load = os.getloadavg()[0]
     env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{ROOT}", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    for part in wanted:
-        target = parts_dir / f"{part}.json"
-        target.unlink(missing_ok=True)
-        t0 = time.time()
-        print(f"[bench] {part}: {' '.join(commands[part][1:])}", flush=True)
-        proc = subprocess.run([sys.executable, *commands[part], "--out", str(target)], env=env, cwd=ROOT)
-        meta = {"seconds": round(time.time() - t0, 1), "returncode": proc.returncode,
-                "args": " ".join(commands[part][1:]), "load_average": round(os.getloadavg()[0], 1),
-                "finished": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
-        (parts_dir / f"{part}.meta.json").write_text(json.dumps(meta))
-        print(f"[bench] {part}: exit {proc.returncode} after {meta['seconds']:.0f} s", flush=True)
+
+    def run_lane(lane: list[str], alongside: list[str]) -> None:
+        for part in lane:
+            target = parts_dir / f"{part}.json"
+            target.unlink(missing_ok=True)
+            print(f"[bench] {part}: {' '.join(commands[part][1:])}", flush=True)
+            t0 = time.time()
+            proc = subprocess.run([sys.executable, *commands[part], "--out", str(target)], env=env, cwd=ROOT)
+            meta = {"seconds": round(time.time() - t0, 1), "returncode": proc.returncode,
+                    "args": " ".join(commands[part][1:]), "load_average": round(os.getloadavg()[0], 1),
+                    "alongside": alongside,
+                    "finished": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+            (parts_dir / f"{part}.meta.json").write_text(json.dumps(meta))
+            print(f"[bench] {part}: exit {proc.returncode} after {meta['seconds']:.0f} s", flush=True)
+
+    lanes = [lane for lane in ([p for p in lane if p in wanted] for lane in LANES) if lane]
+    threads = [threading.Thread(target=run_lane, args=(lane, [p for o in lanes if o is not lane for p in o]))
+               for lane in lanes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    run_lane([p for p in wanted if not any(p in lane for lane in LANES)], [])
     results: dict = {}
     for part in commands:
         target, meta_file = parts_dir / f"{part}.json", parts_dir / f"{part}.meta.json"
         if part not in wanted and not args.merge:
             continue
         if target.exists():
-            results[{"single": "single_stream", "whole": "whole_stream"}.get(part, part)] = json.loads(target.read_text())
+            results[{"whole": "whole_stream"}.get(part, part)] = json.loads(target.read_text())
         results.setdefault("part_runs", {})[part] = json.loads(meta_file.read_text()) if meta_file.exists() else None
+    singles = [results.pop(part) for part in SINGLE_PARTS if part in results]
+    if singles:
+        results["single_stream"] = merge_single(singles)
     rev, dirty = git()
     command = "make bench-quick" if args.quick else "make bench"
     if not wanted:
         command = "bench/run.py --parts '' --merge (results of the parts below, each run by bench/run.py)"
-    elif args.parts != "single,whole,throughput,stages" or args.merge or args.backtest_records or args.serve_records:
+    elif args.parts is not None or args.merge or args.backtest_records or args.serve_records:
         command = (f"bench/run.py{' --quick' if args.quick else ''} --parts {args.parts}"
                    f"{' --merge' if args.merge else ''}"
                    f"{f' --backtest-records {args.backtest_records}' if args.backtest_records else ''}"
@@ -136,8 +176,13 @@ def main(argv: list[str] | None = None) -> int:
                        "load_average": round(load, 1), "versions": versions(), "git": rev, "dirty": dirty}
     if "throughput" in results:
         results["throughput"]["note"] = (
-            "RSS at 5M records is not part of `make bench` (≈15 min more on this machine): "
-            "`make bench-soak` runs the backtest at 1M and 5M records.")
+            "The 5M-record backtest is not part of `make bench` (it alone takes ~6 min here): `make bench-soak` "
+            "runs the backtest at 1M and 5M records and writes bench/soak.json, the figure for \"RSS flat from "
+            "1M to 5M\".")
+    soak = HERE / "soak.json"
+    if soak.exists() and not args.quick:  # written by `make bench-soak`; reported beside this run, with its date
+        results["soak"] = {**json.loads(soak.read_text()), "date": dt.datetime.fromtimestamp(
+            soak.stat().st_mtime, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
     (out_dir / "results.json").write_text(json.dumps(results, indent=1))
     md = ROOT / "BENCHMARKS.md" if not args.quick else out_dir / "BENCHMARKS.md"
     subprocess.run([sys.executable, str(HERE / "report.py"), str(out_dir / "results.json"), str(md)], check=True,

@@ -1,12 +1,24 @@
-"""Single Bernoulli streams: Janus against the oracle CUSUM and River / Alibi Detect peers.
+"""Single streams: Janus against the oracle CUSUM and River / Alibi Detect peers, at a matched false-alarm rate.
 
-Every stream is a refusal flag: ``CHANGE_AT`` records at p0, then p1. Each peer's one parameter is
-tuned by bisection on null streams (seed set A) to an ARL of ``target``, and its ARL is then
-measured on disjoint null streams (seed set B). Janus is not tuned: it gets a baseline of
-``N_BASELINE`` evaluation records and the ARL, through its real Monitor API, and is not told the
-direction or size of the change. The oracle knows p0 and p1 exactly.
+Five changes, each on one feature of a decision record, after ``CHANGE_AT`` records:
 
-ARL estimates use first alarms on null streams cut at ``NULL_LENGTH_FACTOR × target`` records:
+* three Bernoulli refusal rates (the issue's reference figures);
+* a categorical action mix: probability mass moves from one action to another;
+* a numeric shift: the log-latency mean moves by a quarter of its standard deviation (Janus bins
+  latency at its baseline's quantiles; the oracle uses the true log-normal densities).
+
+Janus is not tuned: it gets a baseline of ``N_BASELINE`` evaluation records and the ARL, through
+its real featuriser and Monitor (micro-batches of ``BATCH`` records, as the pipeline runs them),
+and is not told the direction or the size of the change. Its false-alarm rate at the configured
+ARL 1e4 is *measured* on null streams (seed set M). Each peer's one parameter is then tuned by
+bisection on other null streams (seed set T) to that measured ARL, and the peer's ARL is measured
+on set M. Alibi Detect's online detectors take the ARL itself as their parameter (ERT, which they
+calibrate by bootstrap): it is set to Janus's measured ARL (capped at ``ALIBI_MAX_ERT``). The
+oracle is Page's CUSUM with the true pre/post distributions, calibrated by simulation. Peers
+watch what a user would feed them: the 0/1 flag, the one-hot of the action that moves (they are
+told which one), or the latency standardised by the reference sample.
+
+ARL estimates use first alarms on null streams cut at ``null_length`` records:
 ARL ≈ (records watched in all runs) / (runs with an alarm), the censored-exponential estimate.
 
     .venv-bench/bin/python bench/single_stream.py --quick --out /tmp/single.json
@@ -21,31 +33,118 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CHANGES = [(0.05, 0.10), (0.14, 0.03), (0.01, 0.02)]
 CHANGE_AT = 5_000
 AFTER = 20_000  # records watched after the change before a run counts as "not detected"
 N_BASELINE = 20_000
-NULL_LENGTH_FACTOR = 3
+BATCH = 2_048  # the pipeline's micro-batch
+BASELINE_SEED = 50_000
+ACTIONS = ("answer", "escalate", "lookup", "refuse", "close_alert")
+ALIBI_MAX_ERT = 40_000  # FETDriftOnline draws 10 × ERT bootstrap streams: ~30 s and ~2 GB at this cap
+# CVMDriftOnline's threshold simulation costs n_bootstraps × (reference + 2 × window)²: 2 × ERT bootstraps
+# (FET takes 10 ×) keep it near a minute at the cap.
+CVM_BOOTSTRAPS_PER_ERT = 2
 
 # A detector, as the benchmark sees it: a stream in, the index of its first alarm (or None) out.
 FirstAlarm = Callable[[np.ndarray], "int | None"]
 
 
-def bernoulli(seed: int, p0: float, p1: float | None = None, n: int = CHANGE_AT + AFTER) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    u = rng.random(n)
-    if p1 is None:
-        return u < p0
-    return np.concatenate([u[:CHANGE_AT] < p0, u[CHANGE_AT:] < p1])
+@dataclass(frozen=True)
+class Change:
+    """One feature's distribution before (``pre``) and after (``post``) the change.
+
+    ``kind`` "bernoulli": (p,); "categorical": action probabilities; "numeric": (log-mean, log-sd)
+    of a log-normal latency in ms. Pre and post streams share their random draws, so a seed gives
+    the same records up to the change."""
+
+    label: str
+    kind: str
+    pre: tuple
+    post: tuple
+
+    @property
+    def feature(self) -> str:
+        return {"bernoulli": "refused", "categorical": "action", "numeric": "latency_ms"}[self.kind]
+
+    def _values(self, draws: np.ndarray, params: tuple) -> np.ndarray:
+        if self.kind == "bernoulli":
+            return draws < params[0]
+        if self.kind == "categorical":
+            return np.minimum(np.searchsorted(np.cumsum(params), draws, side="right"), len(params) - 1)
+        return np.exp(params[0] + params[1] * draws)
+
+    def stream(self, seed: int, n: int = CHANGE_AT + AFTER, null: bool = False) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        draws = rng.standard_normal(n) if self.kind == "numeric" else rng.random(n)
+        if null:
+            return self._values(draws, self.pre)
+        return np.concatenate([self._values(draws[:CHANGE_AT], self.pre), self._values(draws[CHANGE_AT:], self.post)])
+
+    def llr(self, x: np.ndarray) -> np.ndarray:
+        """log(post density / pre density) of each record: the oracle's increments."""
+        if self.kind == "bernoulli":
+            (p0,), (p1,) = self.pre, self.post
+            return np.where(x, math.log(p1 / p0), math.log((1 - p1) / (1 - p0)))
+        if self.kind == "categorical":
+            return np.log(np.asarray(self.post) / np.asarray(self.pre))[x]
+        (m0, s), (m1, _) = self.pre, self.post
+        z = np.log(x)
+        return ((z - m0) ** 2 - (z - m1) ** 2) / (2 * s * s)
+
+    @property
+    def moving(self) -> int:
+        """The action whose probability moves most (relatively): the one-hot a peer is given."""
+        return int(np.argmax(np.abs(np.log(np.asarray(self.post) / np.asarray(self.pre)))))
+
+    @property
+    def direction(self) -> str:
+        if self.kind == "bernoulli":
+            return "greater" if self.post[0] > self.pre[0] else "less"
+        return "greater" if self.post[self.moving] > self.pre[self.moving] else "less"
+
+    def peer_view(self, reference: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        """What a user feeds a one-dimensional peer: the 0/1 flag, the one-hot of the moving action, or
+        the latency standardised by the reference sample."""
+        if self.kind == "bernoulli":
+            return lambda x: x.astype(np.float64)
+        if self.kind == "categorical":
+            code = self.moving
+            return lambda x: (x == code).astype(np.float64)
+        mean, sd = float(reference.mean()), float(reference.std())
+        return lambda x: (x - mean) / sd
+
+    def peer_setting(self) -> str:
+        return {"bernoulli": "", "categorical": f" on 1[action={ACTIONS[self.moving]}]",
+                "numeric": " on standardised latency"}[self.kind]
+
+    def decisions(self, x: np.ndarray, traffic: str, offset: int = 0) -> list:
+        from detector.records import Decision
+
+        prefix = "e" if traffic == "evaluation" else "p"
+        field = self.feature
+        values = x.tolist()
+        if self.kind == "categorical":
+            values = [ACTIONS[c] for c in values]
+        elif self.kind == "numeric":
+            values = [float(v) for v in values]
+        return [Decision(f"{prefix}{i}", float(i), "m", traffic, position=i, **{field: v})
+                for i, v in enumerate(values, offset)]
+
+
+CHANGES = [
+    Change("refusal 0.05→0.1", "bernoulli", (0.05,), (0.10,)),
+    Change("refusal 0.14→0.03", "bernoulli", (0.14,), (0.03,)),
+    Change("refusal 0.01→0.02", "bernoulli", (0.01,), (0.02,)),
+    Change("action mix", "categorical", (0.50, 0.20, 0.15, 0.10, 0.05), (0.46, 0.20, 0.15, 0.10, 0.09)),
+    Change("latency +0.25 sd", "numeric", (6.0, 0.5), (6.125, 0.5)),
+]
 
 
 # ---- detectors -------------------------------------------------------------------------------
-def oracle(p0: float, p1: float, h: float) -> FirstAlarm:
-    """Page's CUSUM with the true p0 and p1: S_t = X_t − min(0, min_{s≤t} X_s), X the LLR sum."""
-    up, down = math.log(p1 / p0), math.log((1 - p1) / (1 - p0))
+def oracle(change: Change, h: float) -> FirstAlarm:
+    """Page's CUSUM with the true distributions: S_t = W_t − min(0, min_{s≤t} W_s), W the LLR sum."""
 
     def first(x: np.ndarray) -> int | None:
-        walk = np.cumsum(np.where(x, up, down))
+        walk = np.cumsum(change.llr(x))
         stat = walk - np.minimum(0.0, np.minimum.accumulate(walk))
         hit = np.flatnonzero(stat >= h)
         return int(hit[0]) if hit.size else None
@@ -53,21 +152,18 @@ def oracle(p0: float, p1: float, h: float) -> FirstAlarm:
     return first
 
 
-def janus(baseline, arl: float, chunk: int = 1000) -> FirstAlarm:
-    """Janus's Monitor on the one feature, fed micro-batches of decisions as the pipeline does."""
+def janus_monitor(change: Change, baseline, arl: float) -> FirstAlarm:
+    """Janus's Monitor (its featuriser inside) on the one feature, micro-batch by micro-batch, as the pipeline."""
     from detector.config import DetectionConfig
     from detector.monitor import Monitor
-    from detector.records import Decision
 
-    config = DetectionConfig(features=["refused"])
+    config = DetectionConfig(features=[change.feature])
 
     def first(x: np.ndarray) -> int | None:
         monitor = Monitor(baseline, arl=arl, config=config)
-        flags = x.tolist()
-        for start in range(0, len(flags), chunk):
-            batch = [Decision(str(i), float(i), "m", "production", refused=flags[i], position=i)
-                     for i in range(start, min(start + chunk, len(flags)))]
-            fired = [e.record_index for e in monitor.update(batch) if e.status == "firing"]
+        for start in range(0, len(x), BATCH):
+            events = monitor.update(change.decisions(x[start:start + BATCH], "production", start))
+            fired = [e.record_index for e in events if e.status == "firing"]
             if fired:
                 return min(fired)
         return None
@@ -75,19 +171,38 @@ def janus(baseline, arl: float, chunk: int = 1000) -> FirstAlarm:
     return first
 
 
-def janus_baseline(p0: float, seed: int):
+def baseline_of(change: Change, reference: np.ndarray):
     from detector.baseline import build_baseline
-    from detector.records import Decision
 
-    flags = (np.random.default_rng(seed).random(N_BASELINE) < p0).tolist()
-    return build_baseline([Decision(f"e{i}", float(i), "m", "evaluation", refused=f) for i, f in enumerate(flags)])
+    return build_baseline(change.decisions(reference, "evaluation"))
 
 
-def river(factory: Callable[[], object]) -> FirstAlarm:
+# ---- what bench/delay_decomposition/ imports (its replica is checked against `janus` on refusal streams) ----
+NULL_LENGTH_FACTOR = 3
+
+
+def _refusal(p0: float, p1: float | None = None) -> Change:
+    return Change(f"refusal {p0}→{p1}", "bernoulli", (p0,), (p0 if p1 is None else p1,))
+
+
+def bernoulli(seed: int, p0: float, p1: float | None = None, n: int = CHANGE_AT + AFTER) -> np.ndarray:
+    return _refusal(p0, p1).stream(seed, n, null=p1 is None)
+
+
+def janus_baseline(p0: float, seed: int):
+    change = _refusal(p0)
+    return baseline_of(change, change.stream(seed, N_BASELINE, null=True))
+
+
+def janus(baseline, arl: float) -> FirstAlarm:
+    return janus_monitor(_refusal(0.5), baseline, arl)
+
+
+def river(factory: Callable[[], object], view: Callable[[np.ndarray], np.ndarray]) -> FirstAlarm:
     def first(x: np.ndarray) -> int | None:
         det = factory()
-        for i, v in enumerate(x.tolist()):
-            det.update(float(v))
+        for i, v in enumerate(view(x).tolist()):
+            det.update(v)
             if det.drift_detected:
                 return i
         return None
@@ -95,38 +210,28 @@ def river(factory: Callable[[], object]) -> FirstAlarm:
     return first
 
 
-def adwin(delta: float) -> FirstAlarm:
+def adwin(view, delta: float) -> FirstAlarm:
     from river.drift import ADWIN
 
-    return river(lambda: ADWIN(delta=delta))
+    return river(lambda: ADWIN(delta=delta), view)
 
 
-def page_hinkley(threshold: float) -> FirstAlarm:
+def page_hinkley(view, threshold: float) -> FirstAlarm:
     from river.drift import PageHinkley
 
-    return river(lambda: PageHinkley(threshold=threshold))  # mode "both": direction unknown
+    return river(lambda: PageHinkley(threshold=threshold), view)  # mode "both": direction unknown
 
 
-def kswin(seed: int = 0) -> FirstAlarm:
+def kswin(view, seed: int = 0) -> FirstAlarm:
     from river.drift import KSWIN
 
-    return river(lambda: KSWIN(seed=seed))
+    return river(lambda: KSWIN(seed=seed), view)
 
 
-def fet_online(p0: float, ert: float, alternative: str, window: int, seed: int) -> FirstAlarm:
-    """Alibi Detect FETDriftOnline told the direction; thresholds from n_bootstraps = 10 × ERT."""
-    import alibi_shim
-    from alibi_detect.cd import FETDriftOnline
-
-    alibi_shim.install_fast_thresholds()
-    np.random.seed(seed)  # its bootstrap draws
-    x_ref = (np.random.default_rng(seed).random(N_BASELINE) < p0).astype(np.float64)
-    det = FETDriftOnline(x_ref, ert=ert, window_sizes=[window], n_bootstraps=int(10 * ert),
-                         alternative=alternative, verbose=False)
-
+def alibi_online(det, view) -> FirstAlarm:
     def first(x: np.ndarray) -> int | None:
         det.reset_state()
-        values = x.astype(np.float64)
+        values = view(x)
         for i in range(len(values)):
             if det.predict(values[i:i + 1])["data"]["is_drift"]:
                 return i
@@ -135,40 +240,74 @@ def fet_online(p0: float, ert: float, alternative: str, window: int, seed: int) 
     return first
 
 
+_FET_CACHE: dict = {}
+
+
+def fet_online(p0: float, ert: float, alternative: str, window: int, seed: int):
+    """Alibi Detect FETDriftOnline told the direction; thresholds from n_bootstraps = 10 × ERT (fewer fail
+    at the 1 − 1/ERT quantile of a discrete statistic). One detector per (p0, direction): configuring
+    takes tens of seconds."""
+    key = (p0, ert, alternative, window)
+    if key not in _FET_CACHE:
+        import alibi_shim
+        from alibi_detect.cd import FETDriftOnline
+
+        alibi_shim.install_fast_thresholds()
+        np.random.seed(seed)  # its bootstrap draws
+        x_ref = (np.random.default_rng(seed).random(N_BASELINE) < p0).astype(np.float64)
+        _FET_CACHE[key] = FETDriftOnline(x_ref, ert=ert, window_sizes=[window], n_bootstraps=int(10 * ert),
+                                         alternative=alternative, verbose=False)
+    return _FET_CACHE[key]
+
+
+def cvm_online(reference: np.ndarray, ert: float, window: int, n_bootstraps: int, seed: int):
+    """Alibi Detect CVMDriftOnline on the raw latency (rank-based). Its threshold simulation costs
+    n_bootstraps × (reference + 2·window)² comparisons, so the reference is a short prefix."""
+    from alibi_detect.cd import CVMDriftOnline
+
+    np.random.seed(seed)
+    return CVMDriftOnline(reference.reshape(-1, 1), ert=ert, window_sizes=[window], n_bootstraps=n_bootstraps,
+                          verbose=False)
+
+
 # ---- measurement -----------------------------------------------------------------------------
 @dataclass
 class ArlEstimate:
-    arl: float  # exposure / alarms; a lower bound of "> exposure" when no run alarmed
+    arl: float  # exposure / alarms; infinite when no run alarmed ("> exposure")
     alarms: int
     runs: int
     censored: int  # runs that reached the cut-off without an alarm
     exposure: int
+
+    @property
+    def target(self) -> float:
+        """The ARL a peer is tuned to: the estimate, or its lower bound when no run alarmed."""
+        return self.arl if math.isfinite(self.arl) else float(self.exposure)
 
     def to_dict(self) -> dict:
         return {"arl": round(self.arl) if math.isfinite(self.arl) else None, "alarms": self.alarms, "runs": self.runs,
                 "censored": self.censored, "exposure": self.exposure}
 
 
-def null_arl(first: FirstAlarm, p0: float, seeds: range, length: int) -> ArlEstimate:
+def null_arl(first: FirstAlarm, change: Change, seeds: range, length: int) -> ArlEstimate:
     exposure, alarms = 0, 0
     for seed in seeds:
-        t = first(bernoulli(seed, p0, n=length))
+        t = first(change.stream(seed, length, null=True))
         exposure += length if t is None else t + 1
         alarms += t is not None
     arl = exposure / alarms if alarms else math.inf
     return ArlEstimate(arl, alarms, len(seeds), len(seeds) - alarms, exposure)
 
 
-def tune(make: Callable[[float], FirstAlarm], p0: float, target: float, lo: float, hi: float, *,
-         seeds: range, steps: int, log_scale: bool = True, increasing: bool = True) -> float:
+def tune(make: Callable[[float], FirstAlarm], change: Change, target: float, lo: float, hi: float, *,
+         seeds: range, steps: int, length: int, log_scale: bool = True, increasing: bool = True) -> float:
     """Bisect the parameter so the null ARL is ``target``; ``increasing``: ARL grows with it."""
     f = math.log if log_scale else (lambda v: v)
     g = math.exp if log_scale else (lambda v: v)
     a, b = f(lo), f(hi)
-    length = int(NULL_LENGTH_FACTOR * target)
     for _ in range(steps):
         mid = (a + b) / 2
-        arl = null_arl(make(g(mid)), p0, seeds, length).arl
+        arl = null_arl(make(g(mid)), change, seeds, length).arl
         if (arl < target) == increasing:
             a = mid
         else:
@@ -176,16 +315,15 @@ def tune(make: Callable[[float], FirstAlarm], p0: float, target: float, lo: floa
     return g((a + b) / 2)
 
 
-def delays(first: FirstAlarm, p0: float, p1: float, seeds: range, *, lead: int = CHANGE_AT,
-           after: int = AFTER) -> dict:
+def delays(first: FirstAlarm, change: Change, seeds: range, *, lead: int = CHANGE_AT, after: int = AFTER) -> dict:
     """Delay over runs without an alarm before the change; detection = alarm within ``after`` records.
 
     Each run watches the last ``lead`` records before the change and ``after`` records after it
-    (a shorter ``lead`` only for detectors too slow to watch the whole stream: KSWIN)."""
+    (a shorter ``lead`` only for the detectors too slow to watch the whole stream: KSWIN, Alibi)."""
     found, false_before = [], 0
     started, records = time.perf_counter(), 0
     for seed in seeds:
-        x = bernoulli(seed, p0, p1)[CHANGE_AT - lead:CHANGE_AT + after]
+        x = change.stream(seed)[CHANGE_AT - lead:CHANGE_AT + after]
         t = first(x)
         records += len(x) if t is None else t + 1
         if t is not None and t < lead:
@@ -202,98 +340,198 @@ def delays(first: FirstAlarm, p0: float, p1: float, seeds: range, *, lead: int =
     return out
 
 
-def oracle_threshold(p0: float, p1: float, target: float, seeds: range) -> float:
-    return tune(lambda h: oracle(p0, p1, h), p0, target, 0.5, 30.0, seeds=seeds, steps=18, log_scale=False)
+class OracleThresholds:
+    """The oracle's h for any ARL: calibrated by simulation at 1e3, 1e4, 1e5 and interpolated (beyond:
+    extrapolated) linearly in log ARL, which is exact asymptotically (Siegmund)."""
+
+    def __init__(self, change: Change, seeds: range, steps: int):
+        self.points = [(math.log(a), tune(lambda h: oracle(change, h), change, a, 0.5, 30.0, seeds=seeds,
+                                          steps=steps, length=3 * int(a), log_scale=False))
+                       for a in (1e3, 1e4, 1e5)]
+
+    def __call__(self, arl: float) -> float:
+        xs, ys = zip(*self.points)
+        x = math.log(arl)
+        if x <= xs[-1]:
+            return float(np.interp(x, xs, ys))
+        return ys[-1] + (ys[-1] - ys[-2]) / (xs[-1] - xs[-2]) * (x - xs[-1])
 
 
-def run(quick: bool) -> dict:
-    """All single-stream rows. Seeds: tuning 10_000+, ARL check 20_000+, delays 30_000+."""
-    # Run counts: River's ADWIN costs ~30 µs a record on long null windows, FETDriftOnline ~0.3 ms
-    # and KSWIN ~2 ms, so their runs are what fits the time budget (make bench ≲ 30 min).
-    tune_runs, check_runs, delay_runs = (6, 6, 10) if quick else (16, 24, 60)
-    fet_check_runs, fet_delay_runs = (0, 2) if quick else (4, 16)
-    kswin_runs, kswin_after = (1, 1_000) if quick else (2, 10_000)
-    steps = 4 if quick else 7
-    target = 1e4
-    tune_seeds, check_seeds = range(10_000, 10_000 + tune_runs), range(20_000, 20_000 + check_runs)
-    delay_seeds = range(30_000, 30_000 + delay_runs)
-    length = int(NULL_LENGTH_FACTOR * target)
-    rows = []
-    curves = []
-    for p0, p1 in CHANGES:
-        label = f"{p0:g}→{p1:g}"
-        # The oracle: calibrated at 1e3..1e5 by simulation (cheap, vectorised); 1e6 extrapolated
-        # along log ARL ∝ h, which is exact asymptotically (Siegmund).
-        oracle_seeds = range(40_000, 40_000 + (60 if quick else 200))
-        h = {a: oracle_threshold(p0, p1, a, oracle_seeds) for a in (1e3, 1e4, 1e5)}
-        h[1e6] = h[1e5] + (h[1e5] - h[1e4])
-        oracle_delay = {}
-        for a, ha in h.items():
-            d = delays(oracle(p0, p1, ha), p0, p1, delay_seeds)
-            oracle_delay[a] = d.get("mean_delay")
-            row = {"change": label, "detector": "oracle CUSUM", "setting": f"h={ha:.2f}", "target_arl": a,
-                   "tuned": a != 1e6, **d}
-            if a in (1e4,):
-                row["empirical_arl"] = null_arl(oracle(p0, p1, ha), p0, check_seeds, length).to_dict()
-            if a in (1e4, 1e6):
-                rows.append(row)
-            curves.append({"change": label, "detector": "oracle CUSUM", "arl": a, "mean_delay": d.get("mean_delay")})
+@dataclass(frozen=True)
+class Settings:
+    """Run counts: River's ADWIN costs ~25 µs a record, Alibi's online detectors ~0.3–0.6 ms and KSWIN
+    ~2 ms, so their runs are what fits ``make bench`` (under 15 minutes on 2 cores)."""
 
-        baseline = janus_baseline(p0, seed=50_000)
-        for a in ((1e4, 1e6) if quick else (1e3, 1e4, 1e5, 1e6)):
-            first = janus(baseline, a)
-            d = delays(first, p0, p1, delay_seeds)
-            row = {"change": label, "detector": "Janus", "setting": f"arl={a:g}, no tuning", "target_arl": a,
-                   "tuned": False, **d}
-            if a == 1e4:
-                row["empirical_arl"] = null_arl(first, p0, check_seeds, length).to_dict()
-            if a in (1e4, 1e6):
-                rows.append(row)
-            curves.append({"change": label, "detector": "Janus", "arl": a, "mean_delay": d.get("mean_delay")})
+    null_length: int
+    janus_check_runs: int  # null streams measuring Janus's ARL (set M; peers' ARL measured on them too)
+    tune_runs: int  # set T
+    peer_check_runs: int  # the first of set M
+    delay_runs: int
+    tune_steps: int
+    oracle_runs: int
+    oracle_steps: int
+    janus_arls: tuple
+    kswin_runs: int
+    kswin_after: int
+    alibi_delay_runs: int
+    alibi_lead: int
+    alibi_check_runs: int
+    alibi_ert: float | None  # None: Janus's measured ARL (capped at ALIBI_MAX_ERT); quick: a fixed small ERT
+    cvm_reference: int
 
-        peers: list[tuple[str, str, FirstAlarm, bool]] = []
-        delta = tune(adwin, p0, target, 1e-6, 0.9, seeds=tune_seeds, steps=steps, increasing=False)
-        peers.append(("River ADWIN", f"delta={delta:.2e} (tuned)", adwin(delta), True))
-        lam = tune(page_hinkley, p0, target, 0.5, 500.0, seeds=tune_seeds, steps=steps)
-        peers.append(("River PageHinkley", f"threshold={lam:.3g} (tuned)", page_hinkley(lam), True))
-        peers.append(("River ADWIN", "delta=0.002 (default)", adwin(0.002), False))
-        peers.append(("River PageHinkley", "threshold=50 (default)", page_hinkley(50.0), False))
-        for name, setting, first, tuned in peers:
-            row = {"change": label, "detector": name, "setting": setting, "target_arl": target if tuned else None,
-                   "tuned": tuned, **delays(first, p0, p1, delay_seeds)}
-            row["empirical_arl"] = null_arl(first, p0, check_seeds, length).to_dict()
+
+FULL = Settings(null_length=30_000, janus_check_runs=40, tune_runs=8, peer_check_runs=16, delay_runs=40,
+                tune_steps=6, oracle_runs=100, oracle_steps=14, janus_arls=(1e3, 1e4, 1e5, 1e6), kswin_runs=2,
+                kswin_after=3_000, alibi_delay_runs=8, alibi_lead=1_000, alibi_check_runs=4, alibi_ert=None,
+                cvm_reference=500)
+QUICK = Settings(null_length=12_000, janus_check_runs=6, tune_runs=3, peer_check_runs=3, delay_runs=6,
+                 tune_steps=4, oracle_runs=15, oracle_steps=10, janus_arls=(1e4, 1e6), kswin_runs=1,
+                 kswin_after=500, alibi_delay_runs=2, alibi_lead=300, alibi_check_runs=0, alibi_ert=1e3,
+                 cvm_reference=150)
+
+
+def change_rows(change: Change, s: Settings) -> tuple[list[dict], list[dict], dict]:
+    """Every detector's row on one change, and the points of its delay-vs-ARL curves.
+    Seeds: oracle calibration 40_000+, set T 10_000+, set M 20_000+, delays 30_000+."""
+    rows: list[dict] = []
+    curves: list[dict] = []
+    tune_seeds = range(10_000, 10_000 + s.tune_runs)
+    check_seeds = range(20_000, 20_000 + s.janus_check_runs)
+    peer_check_seeds = range(20_000, 20_000 + s.peer_check_runs)
+    delay_seeds = range(30_000, 30_000 + s.delay_runs)
+    length = s.null_length
+    reference = change.stream(BASELINE_SEED, N_BASELINE, null=True)
+    view = change.peer_view(reference)
+
+    def add(detector: str, setting: str, first: FirstAlarm, *, target_arl, tuned: bool, check: range | None = None,
+            check_length: int = length, **delay_kw) -> dict:
+        row = {"change": change.label, "kind": change.kind, "detector": detector, "setting": setting,
+               "target_arl": target_arl, "tuned": tuned, **delays(first, change, delay_kw.pop("seeds", delay_seeds),
+                                                                   **delay_kw)}
+        if check:
+            row["empirical_arl"] = null_arl(first, change, check, check_length).to_dict()
+        rows.append(row)
+        return row
+
+    # Janus first: its measured ARL at the configured 1e4 is what the peers are tuned to.
+    baseline = baseline_of(change, reference)
+    measured = None
+    for a in s.janus_arls:
+        first = janus_monitor(change, baseline, a)
+        d = delays(first, change, delay_seeds)
+        row = {"change": change.label, "kind": change.kind, "detector": "Janus", "setting": f"arl={a:g}, no tuning",
+               "target_arl": a, "tuned": False, **d}
+        if a == 1e4:
+            measured = null_arl(first, change, check_seeds, length)
+            row["empirical_arl"] = measured.to_dict()
+            curves.append({"change": change.label, "detector": "Janus at its measured ARL (configured 1e4)",
+                           "arl": measured.target, "mean_delay": d.get("mean_delay")})
+        elif a == 1e6:  # ~1e8 records would measure it; these fewer null runs give a censored lower bound
+            row["empirical_arl"] = null_arl(first, change, peer_check_seeds, length).to_dict()
+        if a in (1e4, 1e6):
             rows.append(row)
-            if tuned:
-                curves.append({"change": label, "detector": name + " (tuned)",
-                               "arl": row["empirical_arl"]["arl"] or row["empirical_arl"]["exposure"],
-                               "mean_delay": row.get("mean_delay")})
-        rows.append({"change": label, "detector": "River KSWIN", "setting": "alpha=0.005 (default)",
-                     "target_arl": None, "tuned": False, **delays(kswin(), p0, p1, range(30_000, 30_000 + kswin_runs), lead=200,
-                                                 after=kswin_after)})
-        try:
-            started = time.perf_counter()
-            alternative = "greater" if p1 > p0 else "less"
-            first = fet_online(p0, target, alternative, window=200, seed=60_000)
-            configure = time.perf_counter() - started
-            row = {"change": label, "detector": "Alibi FETDriftOnline",
-                   "setting": f"ert=1e4, window=200, told '{alternative}'", "target_arl": target, "tuned": False,
-                   "configure_seconds": round(configure, 1),
-                   **delays(first, p0, p1, range(30_000, 30_000 + fet_delay_runs))}
-            if fet_check_runs:
-                row["empirical_arl"] = null_arl(first, p0, range(20_000, 20_000 + fet_check_runs), length).to_dict()
-            rows.append(row)
-        except ImportError as exc:  # run outside .venv-bench
-            rows.append({"change": label, "detector": "Alibi FETDriftOnline", "skipped": str(exc)})
-        for row in rows:
-            if row.get("change") == label and row.get("mean_delay") and oracle_delay.get(row.get("target_arl") or 1e4):
-                row["ratio_to_oracle"] = round(row["mean_delay"] / oracle_delay[row.get("target_arl") or 1e4], 2)
-        print(f"single stream {label} done", flush=True)
-    return {"change_at": CHANGE_AT, "after": AFTER, "n_baseline": N_BASELINE, "tune_runs": tune_runs,
-            "check_runs": check_runs, "delay_runs": delay_runs, "null_length": length, "rows": rows,
-            "curves": curves}
+        curves.append({"change": change.label, "detector": "Janus", "arl": a, "mean_delay": d.get("mean_delay")})
+    target = measured.target
+
+    h = OracleThresholds(change, range(40_000, 40_000 + s.oracle_runs), s.oracle_steps)
+    oracle_delay = {}
+    for a in sorted({1e3, 1e4, 1e5, 1e6, target}):
+        d = delays(oracle(change, h(a)), change, delay_seeds)
+        oracle_delay[a] = d.get("mean_delay")
+        if a in (1e4, 1e6, target):
+            matched = a == target
+            rows.append({"change": change.label, "kind": change.kind, "detector": "oracle CUSUM",
+                         "setting": f"h={h(a):.2f}" + (" (Janus's measured ARL)" if matched else ""),
+                         "target_arl": a, "tuned": True, "matched": matched, **d})
+            # its calibration, checked on Janus's null streams (set M); at 1e6 a censored lower bound
+            rows[-1]["empirical_arl"] = null_arl(oracle(change, h(a)), change, check_seeds, length).to_dict()
+        if a != target:
+            curves.append({"change": change.label, "detector": "oracle CUSUM", "arl": a,
+                           "mean_delay": d.get("mean_delay")})
+
+    tuned_kw = {"change": change, "seeds": tune_seeds, "steps": s.tune_steps, "length": length}
+    delta = tune(lambda v: adwin(view, v), target=target, lo=1e-8, hi=0.99, increasing=False, **tuned_kw)
+    lam = tune(lambda v: page_hinkley(view, v), target=target, lo=0.5, hi=1000.0, **tuned_kw)
+    where = change.peer_setting()
+    for name, setting, first, tuned in [
+            ("River ADWIN", f"delta={delta:.2e} (tuned){where}", adwin(view, delta), True),
+            ("River PageHinkley", f"threshold={lam:.3g} (tuned){where}", page_hinkley(view, lam), True),
+            ("River ADWIN", f"delta=0.002 (default){where}", adwin(view, 0.002), False),
+            ("River PageHinkley", f"threshold=50 (default){where}", page_hinkley(view, 50.0), False)]:
+        row = add(name, setting, first, target_arl=round(target) if tuned else None, tuned=tuned,
+                  check=peer_check_seeds)
+        if tuned:
+            curves.append({"change": change.label, "detector": name + " (tuned)",
+                           "arl": row["empirical_arl"]["arl"] or row["empirical_arl"]["exposure"],
+                           "mean_delay": row.get("mean_delay")})
+    kswin_seeds = range(30_000, 30_000 + s.kswin_runs)
+    add("River KSWIN", f"alpha=0.005 (default){where}", kswin(view), target_arl=None, tuned=False,
+        check=range(20_000, 20_000 + s.kswin_runs), check_length=200 + s.kswin_after, seeds=kswin_seeds, lead=200,
+        after=s.kswin_after)
+
+    # Alibi's ERT is the ARL it calibrates itself to (by bootstrap): set to Janus's measured ARL, that is
+    # its tuning; capped, since configuring costs time and memory in proportion to the ERT.
+    alibi_ert = s.alibi_ert or min(round(target), ALIBI_MAX_ERT)
+    alibi_tuned = alibi_ert == round(target)
+    ert_note = (" (= Janus's measured ARL)" if alibi_tuned else
+                f" (Janus's measured ARL {target:,.0f} capped)" if s.alibi_ert is None else " (quick: fixed)")
+    alibi_seeds = range(30_000, 30_000 + s.alibi_delay_runs)
+    alibi_check = range(20_000, 20_000 + s.alibi_check_runs) or None
+    try:
+        started = time.perf_counter()
+        if change.kind == "numeric":
+            boots = int(CVM_BOOTSTRAPS_PER_ERT * alibi_ert)
+            det = cvm_online(reference[:s.cvm_reference], alibi_ert, 100, boots, seed=60_000)
+            name, setting = "Alibi CVMDriftOnline", (f"ert={alibi_ert:,g}{ert_note}, window=100, {s.cvm_reference} "
+                                                      f"reference records, n_bootstraps={boots:,}")
+            det_view = lambda x: x  # noqa: E731 - rank-based: the raw latency
+        else:
+            p0 = change.pre[0] if change.kind == "bernoulli" else change.pre[change.moving]
+            det = fet_online(p0, alibi_ert, change.direction, window=200, seed=60_000)
+            name, setting = "Alibi FETDriftOnline", (f"ert={alibi_ert:,g}{ert_note}, window=200, told "
+                                                      f"'{change.direction}'{where}")
+            det_view = view
+        configure = time.perf_counter() - started
+        row = add(name, setting, alibi_online(det, det_view), target_arl=alibi_ert, tuned=alibi_tuned,
+                  check=alibi_check, seeds=alibi_seeds, lead=s.alibi_lead)
+        row["configure_seconds"] = round(configure, 1)
+        e = row.get("empirical_arl")  # plotted at its measured ARL, or at its ERT when not measured (quick)
+        curves.append({"change": change.label, "detector": name, "mean_delay": row.get("mean_delay"),
+                       "arl": (e["arl"] or e["exposure"]) if e else alibi_ert})
+    except ImportError as exc:  # run outside .venv-bench
+        rows.append({"change": change.label, "detector": "Alibi", "skipped": str(exc)})
+
+    for row in rows:
+        if row.get("mean_delay") and row.get("detector") != "oracle CUSUM":
+            ref = oracle_delay.get(row.get("target_arl") if row.get("detector") == "Janus" else 1e4)
+            if ref:
+                row["ratio_to_oracle"] = round(row["mean_delay"] / ref, 2)
+            if row.get("tuned") or row.get("detector") == "Janus" and row.get("target_arl") == 1e4:
+                if oracle_delay.get(target):
+                    row["ratio_to_matched_oracle"] = round(row["mean_delay"] / oracle_delay[target], 2)
+    return rows, curves, {"change": change.label, "janus_measured_arl": measured.to_dict(),
+                          "peer_target_arl": round(target)}
+
+
+def run(quick: bool, changes: str | None = None) -> dict:
+    s = QUICK if quick else FULL
+    picked = [CHANGES[int(i)] for i in changes.split(",")] if changes else CHANGES
+    rows, curves, matched = [], [], []
+    for change in picked:
+        started = time.perf_counter()
+        r, c, m = change_rows(change, s)
+        rows += r
+        curves += c
+        matched.append({**m, "seconds": round(time.perf_counter() - started, 1)})
+        print(f"single stream {change.label}: {time.perf_counter() - started:.0f} s", flush=True)
+    return {"change_at": CHANGE_AT, "after": AFTER, "n_baseline": N_BASELINE, "settings": s.__dict__,
+            "alibi_max_ert": ALIBI_MAX_ERT, "cvm_bootstraps_per_ert": CVM_BOOTSTRAPS_PER_ERT,
+            "changes": [{"label": c.label, "kind": c.kind, "feature": c.feature, "pre": c.pre, "post": c.post}
+                        for c in picked],
+            "actions": ACTIONS, "matched": matched, "rows": rows, "curves": curves}
 
 
 if __name__ == "__main__":
     from run import part_main
 
-    raise SystemExit(part_main(run, __doc__))
+    raise SystemExit(part_main(run, __doc__, options={"changes": "comma-separated indices into CHANGES (default all)"}))

@@ -7,7 +7,11 @@ the input, ARL ``ARL``, no tuning). The peer is one River PageHinkley detector p
 stream (refusal, one-hot action, each tool's presence, output and reasoning length, latency,
 confidence, tool-call count), each stream standardised by the evaluation log's mean and standard
 deviation, the pipeline alarming when any one fires, with one shared threshold tuned by bisection
-on no-change runs (disjoint seeds) to the same pipeline-wide ARL. PageHinkley rather than ADWIN
+on no-change runs (seeds no scenario uses) to Janus's pipeline-wide ARL as *measured* on the
+scenario seeds' no-change runs (its lower bound, records watched, when Janus raised no behaviour
+alarm there: the peer then gets at least Janus's false-alarm rate). Both sides' records/s are
+measured on the same JSONL files: Janus's backtest, and the peer reading, decoding and cutting
+its streams from the same bytes, then running every detector over every record. PageHinkley rather than ADWIN
 because ADWIN costs ~30 µs a record per stream once its window is long: twenty streams of it
 would not fit the time budget. Alibi's online detectors take thresholds from bootstrap quantiles
 (n_bootstraps ≈ 10 × ERT per stream, ×20 streams): kept to the single-stream rows.
@@ -114,14 +118,34 @@ def janus_run(store_root: Path, production: list[dict], workdir: Path) -> dict:
     path = workdir / "production.jsonl"
     path.write_bytes(b"\n".join(orjson.dumps(r) for r in production) + b"\n")
     events = []
+    cpu = time.process_time()
     pipeline = Pipeline(BaselineStore(store_root), JanusConfig(detection=DetectionConfig(arl=ARL)))
     summary = run_backtest(path, pipeline, on_alert=events.append)
+    cpu = time.process_time() - cpu
     firing = [e for e in events if e.status == "firing"]
-    out = {"records_per_s": round(summary.records_per_second)}
+    out = {"records_per_s": round(summary.records_per_second), "records_per_cpu_s": round(summary.records / cpu)}
     for kind in ("behaviour", "input"):
         hits = sorted((e.record_index, e.feature) for e in firing if e.kind == kind)
         out[kind] = {"index": hits[0][0], "feature": hits[0][1]} if hits else None
     return out
+
+
+def river_rate(peer: RiverPipeline, path: Path) -> dict:
+    """The peer over the same JSONL file Janus's backtest read: decode, cut and standardise the streams,
+    run every detector over every record (no early stop). Records/s wall and per CPU-second."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    records = [orjson.loads(line) for line in path.read_bytes().splitlines() if line]
+    peer.first_alarm(peer.standardise(records), math.inf)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"records_per_s": round(len(records) / wall), "records_per_cpu_s": round(len(records) / cpu)}
+
+
+def _arl(first: list[tuple[int | None, str | None]], n: int) -> dict:
+    """Censored-exponential ARL of no-change runs: records watched / alarms."""
+    alarms = [t for t, _ in first if t is not None]
+    exposure = sum(t + 1 for t in alarms) + n * (len(first) - len(alarms))
+    return {"arl": round(exposure / len(alarms)) if alarms else None, "alarms": len(alarms), "runs": len(first),
+            "exposure": exposure}
 
 
 def _summarise(first: list[tuple[int | None, str | None]], n: int, change_at: int | None) -> dict:
@@ -139,6 +163,8 @@ def _summarise(first: list[tuple[int | None, str | None]], n: int, change_at: in
            "first_features": sorted({f for t, f in first if f and t is not None and t >= change_at})}
     if delays:
         out.update(mean_delay=round(float(np.mean(delays)), 1), median_delay=float(np.median(delays)))
+    if timed:  # a miss counted as detected at the end of the log: a lower bound of the mean delay
+        out["mean_delay_misses_at_end"] = round(float(np.mean(delays + [n - change_at] * (timed - len(delays)))), 1)
     return out
 
 
@@ -147,26 +173,24 @@ def run(quick: bool) -> dict:
     from detector.records import parse_values
     from detector.simulate import simulate
 
-    seeds = range(100, 102) if quick else range(100, 106)
-    tune_seeds = range(900, 902) if quick else range(900, 906)
-    steps = 5 if quick else 8
+    seeds = range(100, 101) if quick else range(100, 106)
+    tune_seeds = range(900, 901) if quick else range(900, 906)
+    steps = 4 if quick else 8
+    # quick: shorter logs (the slow gradual ramp may go undetected in them)
+    n_evaluation, n_production = (10_000, 12_000) if quick else (N_EVALUATION, N_PRODUCTION)
     results: dict[str, dict] = {}
     janus_first: dict[str, list] = {s: [] for s in SCENARIOS}
     janus_input: dict[str, list] = {s: [] for s in SCENARIOS}
     river_first: dict[str, list] = {s: [] for s in SCENARIOS}
-    rates = {"janus_backtest_records_per_s": [], "river_pipeline_records_per_s": []}
+    rates: dict[str, list] = {"janus": [], "river": []}
+    # Each run's peer (its streams cut by that seed's evaluation log) and streams, scored once the threshold is tuned
+    river_z: dict[str, list] = {s: [] for s in SCENARIOS}
     with tempfile.TemporaryDirectory(prefix="janus-bench-") as tmp:
         work = Path(tmp)
-        # The peer's threshold: tuned on no-change runs of seeds no scenario run uses.
-        first_eval = simulate("no-change", tune_seeds[0], n_evaluation=N_EVALUATION, n_production=0, change_at=0)
-        peer = RiverPipeline(first_eval.evaluation)
-        nulls = [peer.standardise(simulate("no-change", s, n_evaluation=N_EVALUATION, n_production=N_PRODUCTION,
-                                           change_at=0).production) for s in tune_seeds]
-        threshold = tune_pipeline(peer, nulls, ARL, steps)
         for seed in seeds:
             store_root = work / f"store-{seed}"
             for scenario in SCENARIOS:
-                logs = simulate(scenario, seed, n_evaluation=N_EVALUATION, n_production=N_PRODUCTION,
+                logs = simulate(scenario, seed, n_evaluation=n_evaluation, n_production=n_production,
                                 change_at=CHANGE_AT)
                 if scenario == SCENARIOS[0]:  # evaluation logs are the same for every scenario of a seed
                     evaluation = parse_values([orjson.dumps(r) for r in logs.evaluation]).decisions
@@ -174,31 +198,41 @@ def run(quick: bool) -> dict:
                                                    activate=True)
                     peer = RiverPipeline(logs.evaluation)
                 j = janus_run(store_root, logs.production, work)
-                rates["janus_backtest_records_per_s"].append(j["records_per_s"])
                 janus_first[scenario].append(((j["behaviour"] or {}).get("index"), (j["behaviour"] or {}).get("feature")))
                 janus_input[scenario].append(((j["input"] or {}).get("index"), (j["input"] or {}).get("feature")))
-                started = time.perf_counter()
-                z = peer.standardise(logs.production)
-                if scenario == "no-change":  # throughput: every stream over every record, no early stop
-                    peer.first_alarm(z, math.inf)
-                    rates["river_pipeline_records_per_s"].append(round(len(z) / (time.perf_counter() - started)))
-                river_first[scenario].append(peer.first_alarm(z, threshold))
+                if scenario == "no-change":  # throughput, both sides on the same file
+                    rates["janus"].append({k: j[k] for k in ("records_per_s", "records_per_cpu_s")})
+                    rates["river"].append(river_rate(peer, work / "production.jsonl"))
+                river_z[scenario].append((peer, peer.standardise(logs.production)))
             print(f"whole streams: seed {seed} done", flush=True)
+        # The peer's threshold: tuned on no-change runs of seeds no scenario run uses, to Janus's measured ARL.
+        janus_null = _arl(janus_first["no-change"], n_production)
+        target = janus_null["arl"] or janus_null["exposure"]
+        first_eval = simulate("no-change", tune_seeds[0], n_evaluation=n_evaluation, n_production=0, change_at=0)
+        tuner = RiverPipeline(first_eval.evaluation)
+        nulls = [tuner.standardise(simulate("no-change", s, n_evaluation=n_evaluation, n_production=n_production,
+                                            change_at=0).production) for s in tune_seeds]
+        threshold = tune_pipeline(tuner, nulls, target, steps)
+        for scenario in SCENARIOS:
+            river_first[scenario] = [p.first_alarm(z, threshold) for p, z in river_z[scenario]]
     for scenario in SCENARIOS:
         change = None if scenario == "no-change" else CHANGE_AT
         results[scenario] = {
-            "janus": _summarise(janus_first[scenario], N_PRODUCTION, change),
-            "janus_input_alarm": _summarise(janus_input[scenario], N_PRODUCTION, change),
-            "river": _summarise(river_first[scenario], N_PRODUCTION, change),
+            "janus": _summarise(janus_first[scenario], n_production, change),
+            "janus_input_alarm": _summarise(janus_input[scenario], n_production, change),
+            "river": _summarise(river_first[scenario], n_production, change),
         }
-        j, r = results[scenario]["janus"].get("mean_delay"), results[scenario]["river"].get("mean_delay")
-        if j and r:
-            results[scenario]["river_over_janus"] = round(r / j, 2)
-    return {"arl": ARL, "change_at": CHANGE_AT, "n_production": N_PRODUCTION, "n_evaluation": N_EVALUATION,
+        for key, suffix in (("mean_delay", ""), ("mean_delay_misses_at_end", "_misses_at_end")):
+            j, r = results[scenario]["janus"].get(key), results[scenario]["river"].get(key)
+            if j and r:
+                results[scenario]["river_over_janus" + suffix] = round(r / j, 2)
+    return {"arl": ARL, "change_at": CHANGE_AT, "n_production": n_production, "n_evaluation": n_evaluation,
             "runs_per_scenario": len(seeds), "tune_runs": len(tune_seeds), "river_streams": peer.names,
             "river_threshold": round(threshold, 3), "scenarios": results,
-            "janus_backtest_records_per_s": float(np.median(rates["janus_backtest_records_per_s"])),
-            "river_pipeline_records_per_s": float(np.median(rates["river_pipeline_records_per_s"]))}
+            "janus_measured_arl": janus_null, "river_target_arl": round(target),
+            "river_measured_arl": _arl(river_first["no-change"], n_production),
+            "rates": {side: {k: float(np.median([r[k] for r in rs])) for k in ("records_per_s", "records_per_cpu_s")}
+                      for side, rs in rates.items()}}
 
 
 if __name__ == "__main__":
