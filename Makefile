@@ -55,7 +55,7 @@ bench: $(BENCH_STAMP)
 bench-quick: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/run.py --quick
 
-# Backtest RSS and throughput at 1M and 5M records (~10 min; not in `make bench`): bench/soak.json.
+# Backtest RSS and throughput at 1M and 5M records (~7 min here; not in `make bench`): bench/soak.json.
 bench-soak: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/throughput.py --backtest-records 1000000 5000000 --serve-records 30000 --out bench/soak.json
 

@@ -60,26 +60,32 @@ def plots(results: dict, out_dir: Path) -> list[str]:
         cols = min(3, len(changes))
         rows = -(-len(changes) // cols)
         fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 4 * rows), squeeze=False)
-        for ax in axes.flat[len(changes):]:
-            ax.set_visible(False)
+        # One legend for all panels, so each detector keeps one colour everywhere.
+        points = [(c["change"], c["detector"], "o", c["arl"], c["mean_delay"]) for c in single["curves"]
+                  if c["mean_delay"]]
+        points += [(r["change"], f"{r['detector']} default", "x",
+                    r["empirical_arl"]["arl"] or r["empirical_arl"]["exposure"], r["mean_delay"])
+                   for r in single["rows"] if not r.get("tuned") and r.get("empirical_arl") and r.get("mean_delay")
+                   and r["detector"].startswith("River")]
+        colour = {name: f"C{i % 10}" for i, name in enumerate(dict.fromkeys(p[1] for p in points))}
+        handles = {}
         for ax, change in zip(axes.flat, changes):
-            for name in dict.fromkeys(c["detector"] for c in single["curves"] if c["change"] == change):
-                pts = sorted((c["arl"], c["mean_delay"]) for c in single["curves"]
-                             if c["change"] == change and c["detector"] == name and c["mean_delay"])
+            for name in colour:
+                pts = sorted((x, y) for c, n, _, x, y in points if c == change and n == name)
                 if pts:
-                    ax.plot(*zip(*pts), marker="o", linestyle="-" if len(pts) > 1 else "none", label=name)
-            for row in single["rows"]:
-                if row.get("change") == change and not row.get("tuned") and row.get("empirical_arl") \
-                        and row.get("mean_delay") and row["detector"].startswith("River"):
-                    arl = row["empirical_arl"]["arl"] or row["empirical_arl"]["exposure"]
-                    ax.plot([arl], [row["mean_delay"]], marker="x", linestyle="none",
-                            label=f"{row['detector']} default")
+                    marker = next(m for c, n, m, _, _ in points if n == name)
+                    handles[name], = ax.plot(*zip(*pts), marker=marker, color=colour[name],
+                                             linestyle="-" if len(pts) > 1 else "none", label=name)
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_title(change)
             ax.set_xlabel("ARL (records between false alarms)")
             ax.set_ylabel("mean delay (records)")
-            ax.legend(fontsize=7)
+        spare = axes.flat[len(changes):]
+        for ax in spare:
+            ax.axis("off")
+        legend = spare[0].legend if len(spare) else fig.legend
+        legend(handles.values(), handles.keys(), loc="center", fontsize=8)
         fig.tight_layout()
         fig.savefig(out_dir / "delay_vs_arl.png", dpi=110)
         plt.close(fig)
@@ -176,10 +182,10 @@ def goals(results: dict) -> list[str]:
         if whole.get("janus_measured_arl"):
             jm, rm = whole["janus_measured_arl"], whole["river_measured_arl"]
             out.append(f"- whole streams, false alarms matched: Janus's measured pipeline-wide ARL "
-                       f"{_fmt(jm['arl']) if jm['arl'] else '> ' + _fmt(jm['exposure'])} ({jm['alarms']} behaviour "
-                       f"alarms in {jm['runs']} no-change runs); River tuned to {whole['river_target_arl']:,}, "
-                       f"measured {_fmt(rm['arl']) if rm['arl'] else '> ' + _fmt(rm['exposure'])} ({rm['alarms']} "
-                       f"alarms in {rm['runs']} runs)")
+                       f"{_fmt(jm['arl']) if jm['arl'] else '> ' + _fmt(jm['exposure'])} (behaviour alarms: "
+                       f"{jm['alarms']} in {jm['runs']} no-change runs); River tuned to {whole['river_target_arl']:,}, "
+                       f"measured {_fmt(rm['arl']) if rm['arl'] else '> ' + _fmt(rm['exposure'])} (alarms: "
+                       f"{rm['alarms']} in {rm['runs']} runs)")
         out.append(f"- whole streams, no change: River pipeline's first (false) alarm after "
                    f"{_fmt(null.get('river', {}).get('mean_time_to_first_alarm'))} records on average "
                    f"({null.get('river', {}).get('alarmed')}/{null.get('river', {}).get('runs')} runs), Janus's in "
@@ -465,7 +471,10 @@ def markdown(results: dict, images: list[str], image_prefix: str) -> str:
             lines.append(f"| stage `{name}` (bench/stages.py, {results['stages'].get('scenario')} log) | "
                          f"{((results.get('part_runs') or {}).get('stages') or {}).get('args', '')} | {_fmt(rate.get('cpu'))} records "
                          f"per CPU-second; {_fmt(rate.get('wall'))} records/s wall |")
-        lines += ["", tp.get("note", ""), ""]
+        lines += ["", "The 5M-record backtest is not part of `make bench` (it would not fit the 15-minute budget "
+                  "beside the rest): `make bench-soak` runs the backtest at 1M and 5M records and writes "
+                  "bench/soak.json, the figure for \"RSS flat from 1M to 5M\"; `make bench` reports it when present.",
+                  ""]
     soak = results.get("soak")
     if soak:
         lines += [f"From `make bench-soak` ({soak.get('date', 'date unknown')}, bench/soak.json):", "",

@@ -174,11 +174,6 @@ def main(argv: list[str] | None = None) -> int:
                        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                        "minutes": (time.time() - started) / 60, "machine": machine(),
                        "load_average": round(load, 1), "versions": versions(), "git": rev, "dirty": dirty}
-    if "throughput" in results:
-        results["throughput"]["note"] = (
-            "The 5M-record backtest is not part of `make bench` (it alone takes ~6 min here): `make bench-soak` "
-            "runs the backtest at 1M and 5M records and writes bench/soak.json, the figure for \"RSS flat from "
-            "1M to 5M\".")
     soak = HERE / "soak.json"
     if soak.exists() and not args.quick:  # written by `make bench-soak`; reported beside this run, with its date
         results["soak"] = {**json.loads(soak.read_text()), "date": dt.datetime.fromtimestamp(
