@@ -298,7 +298,7 @@ def limits(results: dict) -> list[str]:
                    f"{_fmt(rate.get('featurise'))}, detect {_fmt(rate.get('detect'))}, whole backtest "
                    f"{_fmt(rate.get('backtest'))} records (bench/stages.py): the stages' costs add up, with "
                    "featurisation the largest: each new output, reasoning and input text goes through scikit-learn's "
-                   "HashingVectorizer (word and character n-grams) and a projection to its codebook cluster, plus "
+                   "HashingVectorizer (word uni- and bigrams) and a projection to its codebook cluster, plus "
                    "oversight-phrase matching (texts are cached by hash, so only new texts pay). That caps the "
                    "whole backtest below the 20,000 records per core goal.")
     s_ = (results.get("throughput") or {}).get("serve") or {}

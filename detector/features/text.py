@@ -1,7 +1,7 @@
 """Free text → a small code: hashed word n-grams, a fitted projection, the nearest codebook centroid.
 
-No model is downloaded: the embedder is scikit-learn's ``HashingVectorizer`` over words and
-character n-grams, projected to a few dimensions by a ``TruncatedSVD`` fitted on baseline texts.
+No model is downloaded: the embedder is scikit-learn's ``HashingVectorizer`` over word
+uni- and bigrams, projected to a few dimensions by a ``TruncatedSVD`` fitted on baseline texts.
 The codebook is ``KMeans`` on the projected baseline texts. Identical texts (templated prompts,
 stock refusals) are frequent in decision logs, so codes are cached by a hash of the text.
 
