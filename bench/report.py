@@ -301,6 +301,14 @@ def limits(results: dict) -> list[str]:
                    "HashingVectorizer (word uni- and bigrams) and a projection to its codebook cluster, plus "
                    "oversight-phrase matching (texts are cached by hash, so only new texts pay). That caps the "
                    "whole backtest below the 20,000 records per core goal.")
+        if rate.get("featurise_long_text"):
+            out.append(f"- **Long, never-repeating text.** The simulator's texts are short (about a hundred characters) "
+                       "and templated, so most hit the text cache. Real model output is long and new each time: with "
+                       "every output and reasoning text replaced by a distinct 2,000-character one, featurisation "
+                       f"alone runs {_fmt(rate['featurise_long_text'])} records per CPU-second (bench/stages.py, "
+                       "`featurise_long_text`; Janus embeds the first `features.text_prefix_chars` = 512 characters "
+                       "of each). That, not Kafka or detection, is the rate to plan capacity with on real logs, and "
+                       "the next throughput work: a cheaper embedding of new texts.")
     s_ = (results.get("throughput") or {}).get("serve") or {}
     bt = ((results.get("throughput") or {}).get("backtest") or [{}])[0]
     if s_.get("serve_over_bare") is not None and bt.get("records_per_s"):

@@ -6,6 +6,9 @@ All figures come from one run on one simulated log (so their ratios hold on a sh
 * ``featurise``: decisions → feature codes (:meth:`Featurizer.transform`, text caches cold at start);
 * ``detect``: feature codes → alerts (:meth:`Monitor.update_matrix`);
   the three run chained per micro-batch of 2,048 lines, as the pipeline runs them;
+* ``featurise_long_text``: ``featurise`` again, with every output and reasoning text replaced by a
+  distinct text of 2,000 characters (the simulator's own words, redrawn per record): real model
+  output is long and never repeats, so no text cache helps; this is the rate to plan capacity with;
 * ``backtest``: the whole :func:`detector.backtest.run_backtest` (parse, de-duplicate, featurise,
   detect, review sample) with a fresh pipeline;
 * ``serve`` vs ``bare``: the same records produced to a topic of an embedded Tansu broker; a bare
@@ -62,6 +65,7 @@ from detector.simulate import simulate, write_logs  # noqa: E402
 
 CHUNK = 2048  # run_backtest's micro-batch
 STAGES = ("parse", "featurise", "detect")
+LONG_TEXT_CHARS = 2_000  # a long answer: past features.text_prefix_chars (512), the most of a text Janus reads
 
 
 def prepare(workdir: Path, records: int, *, scenario: str = "compliance-gap", seed: int = 11,
@@ -127,6 +131,7 @@ def stage_rates(path: Path, store: BaselineStore, model_id: str, *, repeat: int 
             summary = run_backtest(path, pipeline, chunk_size=CHUNK)
         runs["backtest"].append(clock)
         alerts = {f"{k}/{f}/{s}": c for (k, f, s), c in sorted(summary.alerts.items())}
+    runs["featurise_long_text"] = long_text_clocks(chunks, store, model_id, repeat=repeat, config=config)
     out: dict[str, Any] = {"records": n}
     for name, clocks in runs.items():
         out[name] = {"records_per_s": _rate(n, clocks)}
@@ -207,6 +212,32 @@ def _serve_rate(store: BaselineStore, config: JanusConfig, bootstrap: str, topic
     return service.stats.records / (span["last"] - span["first"])
 
 
+def long_text_clocks(chunks: list[list[bytes]], store: BaselineStore, model_id: str, *, repeat: int,
+                     config: JanusConfig) -> list[_Clock]:
+    """Featurise the production decisions of ``chunks`` with distinct long output and reasoning texts."""
+    rng = np.random.default_rng(0)
+    batches, position = [], 0
+    for chunk in chunks:
+        decisions = parse_values(chunk, limits=config.limits, first_position=position).decisions
+        position += len(chunk)
+        batches.append([d for d in decisions if d.traffic == "production"])
+    # Words drawn as often as the simulator's reasoning uses them, so the texts read like its prose.
+    words = np.array([w for batch in batches for d in batch for w in (d.reasoning or "").split()])
+    per_text = LONG_TEXT_CHARS // max(1, int(np.mean([len(w) + 1 for w in words])))
+    for batch in batches:
+        for d in batch:
+            d.output_text, d.reasoning = (" ".join(rng.choice(words, per_text))[:LONG_TEXT_CHARS] for _ in range(2))
+    version = store.active_version(model_id)
+    clocks = []
+    for _ in range(repeat):
+        featurizer = Monitor(store.load(model_id, version), config=config.detection).featurizer  # cold caches
+        with _Clock() as clock, gc_paused():
+            for batch in batches:
+                featurizer.transform(batch)
+        clocks.append(clock)
+    return clocks
+
+
 def run_stages(records: int = 60_000, *, serve: bool = True, repeat: int = 2, scenario: str = "compliance-gap",
                seed: int = 11, workdir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """The whole measurement; returns a JSON-ready dict."""
@@ -246,9 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     result = run_stages(args.records, serve=not args.no_serve, repeat=args.repeat, scenario=args.scenario,
                         seed=args.seed, workdir=args.workdir)
     stages = result["stages"]
-    for name in (*STAGES, "backtest"):
+    for name in (*STAGES, "featurise_long_text", "backtest"):
         rate = stages[name]["records_per_s"]
-        print(f"{name:<12} {rate['cpu']:>9,} records/s per core   {rate['wall']:>9,} wall", file=sys.stderr)
+        print(f"{name:<19} {rate['cpu']:>9,} records/s per core   {rate['wall']:>9,} wall", file=sys.stderr)
     if "serve" in result:
         s = result["serve"]
         for name in ("bare_json", "bare_orjson", "serve"):
