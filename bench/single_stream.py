@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -288,15 +288,17 @@ class ArlEstimate:
         return {"arl": round(self.arl) if math.isfinite(self.arl) else None, "alarms": self.alarms, "runs": self.runs,
                 "censored": self.censored, "exposure": self.exposure}
 
+    @classmethod
+    def of(cls, runs: Iterable[tuple[int | None, int]]) -> ArlEstimate:
+        """From (first alarm or None, records the run watched) per null run: the censored-exponential estimate."""
+        runs = list(runs)
+        exposure = sum(length if t is None else t + 1 for t, length in runs)
+        alarms = sum(t is not None for t, _ in runs)
+        return cls(exposure / alarms if alarms else math.inf, alarms, len(runs), len(runs) - alarms, exposure)
+
 
 def null_arl(first: FirstAlarm, change: Change, seeds: range, length: int) -> ArlEstimate:
-    exposure, alarms = 0, 0
-    for seed in seeds:
-        t = first(change.stream(seed, length, null=True))
-        exposure += length if t is None else t + 1
-        alarms += t is not None
-    arl = exposure / alarms if alarms else math.inf
-    return ArlEstimate(arl, alarms, len(seeds), len(seeds) - alarms, exposure)
+    return ArlEstimate.of((first(change.stream(seed, length, null=True)), length) for seed in seeds)
 
 
 def tune(make: Callable[[float], FirstAlarm], change: Change, target: float, lo: float, hi: float, *,

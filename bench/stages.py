@@ -60,7 +60,7 @@ except ImportError:  # a --tree from before the pipeline paused the GC per batch
     from contextlib import nullcontext as gc_paused  # type: ignore[assignment]
 from detector.monitor import Monitor  # noqa: E402
 from detector.pipeline import Pipeline  # noqa: E402
-from detector.records import iter_jsonl_chunks, parse_values, read_decisions  # noqa: E402
+from detector.records import Decision, iter_jsonl_chunks, parse_values, read_decisions  # noqa: E402
 from detector.simulate import simulate, write_logs  # noqa: E402
 
 CHUNK = 2048  # run_backtest's micro-batch
@@ -111,12 +111,14 @@ def stage_rates(path: Path, store: BaselineStore, model_id: str, *, repeat: int 
         monitor = Monitor(store.load(model_id, version), config=config.detection)  # cold text caches
         clocks = {name: _Clock() for name in STAGES}
         position = 0
+        batches = []  # each chunk's production decisions, for the long-text stage below
         for chunk in chunks:
             with gc_paused():  # as Pipeline.process runs a batch
                 with clocks["parse"]:
                     decisions = parse_values(chunk, limits=config.limits, first_position=position).decisions
                 position += len(chunk)
                 production = [d for d in decisions if d.traffic == "production"]
+                batches.append(production)
                 with clocks["featurise"]:
                     matrix = monitor.featurizer.transform(production)
                 ids = [d.decision_id for d in production]
@@ -131,7 +133,7 @@ def stage_rates(path: Path, store: BaselineStore, model_id: str, *, repeat: int 
             summary = run_backtest(path, pipeline, chunk_size=CHUNK)
         runs["backtest"].append(clock)
         alerts = {f"{k}/{f}/{s}": c for (k, f, s), c in sorted(summary.alerts.items())}
-    runs["featurise_long_text"] = long_text_clocks(chunks, store, model_id, repeat=repeat, config=config)
+    runs["featurise_long_text"] = long_text_clocks(batches, store, model_id, repeat=repeat, config=config)
     out: dict[str, Any] = {"records": n}
     for name, clocks in runs.items():
         out[name] = {"records_per_s": _rate(n, clocks)}
@@ -212,15 +214,10 @@ def _serve_rate(store: BaselineStore, config: JanusConfig, bootstrap: str, topic
     return service.stats.records / (span["last"] - span["first"])
 
 
-def long_text_clocks(chunks: list[list[bytes]], store: BaselineStore, model_id: str, *, repeat: int,
+def long_text_clocks(batches: list[list[Decision]], store: BaselineStore, model_id: str, *, repeat: int,
                      config: JanusConfig) -> list[_Clock]:
-    """Featurise the production decisions of ``chunks`` with distinct long output and reasoning texts."""
+    """Featurise ``batches`` with distinct long output and reasoning texts (written over theirs)."""
     rng = np.random.default_rng(0)
-    batches, position = [], 0
-    for chunk in chunks:
-        decisions = parse_values(chunk, limits=config.limits, first_position=position).decisions
-        position += len(chunk)
-        batches.append([d for d in decisions if d.traffic == "production"])
     # Words drawn as often as the simulator's reasoning uses them, so the texts read like its prose.
     words = np.array([w for batch in batches for d in batch for w in (d.reasoning or "").split()])
     per_text = LONG_TEXT_CHARS // max(1, int(np.mean([len(w) + 1 for w in words])))

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+from single_stream import ArlEstimate
 
 SCENARIOS = ["no-change", "input-shift", "compliance-gap", "tool-shift", "reasoning-unmonitored", "gradual-ramp"]
 CHANGE_AT = 5_000
@@ -97,12 +98,7 @@ def tune_pipeline(peer: RiverPipeline, nulls: list[np.ndarray], target: float, s
     lo, hi = math.log(1.0), math.log(2000.0)
     for _ in range(steps):
         mid = (lo + hi) / 2
-        exposure, alarms = 0, 0
-        for z in nulls:
-            t, _ = peer.first_alarm(z, math.exp(mid))
-            exposure += len(z) if t is None else t + 1
-            alarms += t is not None
-        arl = exposure / alarms if alarms else math.inf
+        arl = ArlEstimate.of((peer.first_alarm(z, math.exp(mid))[0], len(z)) for z in nulls).arl
         lo, hi = (mid, hi) if arl < target else (lo, mid)
     return math.exp((lo + hi) / 2)
 
@@ -138,14 +134,6 @@ def river_rate(peer: RiverPipeline, path: Path) -> dict:
     peer.first_alarm(peer.standardise(records), math.inf)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return {"records_per_s": round(len(records) / wall), "records_per_cpu_s": round(len(records) / cpu)}
-
-
-def _arl(first: list[tuple[int | None, str | None]], n: int) -> dict:
-    """Censored-exponential ARL of no-change runs: records watched / alarms."""
-    alarms = [t for t, _ in first if t is not None]
-    exposure = sum(t + 1 for t in alarms) + n * (len(first) - len(alarms))
-    return {"arl": round(exposure / len(alarms)) if alarms else None, "alarms": len(alarms), "runs": len(first),
-            "exposure": exposure}
 
 
 def _summarise(first: list[tuple[int | None, str | None]], n: int, change_at: int | None) -> dict:
@@ -206,8 +194,8 @@ def run(quick: bool) -> dict:
                 river_z[scenario].append((peer, peer.standardise(logs.production)))
             print(f"whole streams: seed {seed} done", flush=True)
         # The peer's threshold: tuned on no-change runs of seeds no scenario run uses, to Janus's measured ARL.
-        janus_null = _arl(janus_first["no-change"], n_production)
-        target = janus_null["arl"] or janus_null["exposure"]
+        janus_null = ArlEstimate.of((t, n_production) for t, _ in janus_first["no-change"])
+        target = janus_null.target
         first_eval = simulate("no-change", tune_seeds[0], n_evaluation=n_evaluation, n_production=0, change_at=0)
         tuner = RiverPipeline(first_eval.evaluation)
         nulls = [tuner.standardise(simulate("no-change", s, n_evaluation=n_evaluation, n_production=n_production,
@@ -229,8 +217,8 @@ def run(quick: bool) -> dict:
     return {"arl": ARL, "change_at": CHANGE_AT, "n_production": n_production, "n_evaluation": n_evaluation,
             "runs_per_scenario": len(seeds), "tune_runs": len(tune_seeds), "river_streams": peer.names,
             "river_threshold": round(threshold, 3), "scenarios": results,
-            "janus_measured_arl": janus_null, "river_target_arl": round(target),
-            "river_measured_arl": _arl(river_first["no-change"], n_production),
+            "janus_measured_arl": janus_null.to_dict(), "river_target_arl": round(target),
+            "river_measured_arl": ArlEstimate.of((t, n_production) for t, _ in river_first["no-change"]).to_dict(),
             "rates": {side: {k: float(np.median([r[k] for r in rs])) for k in ("records_per_s", "records_per_cpu_s")}
                       for side, rs in rates.items()}}
 
