@@ -24,12 +24,20 @@ def _fmt(v, digits: int = 0) -> str:
     return f"{v:,.0f}" if isinstance(v, (int, float)) else str(v)
 
 
+def arl_or_bound(e: dict) -> float:
+    """A measured ARL, or its lower bound (records watched) when no run alarmed."""
+    return e["arl"] or e["exposure"]
+
+
+def _arl_value(e: dict) -> str:
+    return _fmt(e["arl"]) if e["arl"] is not None else f"> {_fmt(e['exposure'])}"
+
+
 def _arl(row: dict) -> str:
     e = row.get("empirical_arl")
     if not e:
         return "not measured"
-    value = f"{e['arl']:,}" if e["arl"] is not None else f"> {e['exposure']:,}"
-    return f"{value} ({e['alarms']}/{e['runs']} runs alarmed, {e['censored']} censored)"
+    return f"{_arl_value(e)} ({e['alarms']}/{e['runs']} runs alarmed, {e['censored']} censored)"
 
 
 def arl_verdict(e: dict, target: float) -> str:
@@ -64,7 +72,7 @@ def plots(results: dict, out_dir: Path) -> list[str]:
         points = [(c["change"], c["detector"], "o", c["arl"], c["mean_delay"]) for c in single["curves"]
                   if c["mean_delay"]]
         points += [(r["change"], f"{r['detector']} default", "x",
-                    r["empirical_arl"]["arl"] or r["empirical_arl"]["exposure"], r["mean_delay"])
+                    arl_or_bound(r["empirical_arl"]), r["mean_delay"])
                    for r in single["rows"] if not r.get("tuned") and r.get("empirical_arl") and r.get("mean_delay")
                    and r["detector"].startswith("River")]
         colour = {name: f"C{i % 10}" for i, name in enumerate(dict.fromkeys(p[1] for p in points))}
@@ -158,7 +166,7 @@ def goals(results: dict) -> list[str]:
                          and r["detector"] not in ("Janus", "oracle CUSUM") and r.get("mean_delay")]
                 # Matched: a peer whose false alarms, on its null runs, are consistent with Janus's measured ARL
                 # (a peer shown to alarm more often is faster for that reason, and is named apart).
-                janus_arl = row["empirical_arl"]["arl"] or row["empirical_arl"]["exposure"]
+                janus_arl = arl_or_bound(row["empirical_arl"])
                 matched = [r for r in peers if r.get("empirical_arl")
                            and not arl_verdict(r["empirical_arl"], janus_arl).startswith("missed")]
                 best = min(matched, key=lambda r: r["mean_delay"], default=None)
@@ -182,9 +190,9 @@ def goals(results: dict) -> list[str]:
         if whole.get("janus_measured_arl"):
             jm, rm = whole["janus_measured_arl"], whole["river_measured_arl"]
             out.append(f"- whole streams, false alarms matched: Janus's measured pipeline-wide ARL "
-                       f"{_fmt(jm['arl']) if jm['arl'] else '> ' + _fmt(jm['exposure'])} (behaviour alarms: "
+                       f"{_arl_value(jm)} (behaviour alarms: "
                        f"{jm['alarms']} in {jm['runs']} no-change runs); River tuned to {whole['river_target_arl']:,}, "
-                       f"measured {_fmt(rm['arl']) if rm['arl'] else '> ' + _fmt(rm['exposure'])} (alarms: "
+                       f"measured {_arl_value(rm)} (alarms: "
                        f"{rm['alarms']} in {rm['runs']} runs)")
         out.append(f"- whole streams, no change: River pipeline's first (false) alarm after "
                    f"{_fmt(null.get('river', {}).get('mean_time_to_first_alarm'))} records on average "
@@ -255,7 +263,7 @@ def limits(results: dict) -> list[str]:
     single = results.get("single_stream")
     if single:
         janus = {r["change"]: r for r in single["rows"] if r.get("detector") == "Janus" and r.get("target_arl") == 1e4}
-        over = [(m["change"], (m["janus_measured_arl"]["arl"] or m["janus_measured_arl"]["exposure"]) / 1e4)
+        over = [(m["change"], arl_or_bound(m["janus_measured_arl"]) / 1e4)
                 for m in single["matched"]]
 
         def dropped(detector: str, **match) -> str:
