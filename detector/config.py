@@ -73,6 +73,17 @@ class FeaturesConfig:
         ]
     )
     reservoir_size: int = 200
+    # Conditions (detector.features.conditions): strata of predicted P(code | input) per behaviour
+    # feature, cross-fitted over `condition_folds` folds, or the user's own condition attributes.
+    condition_attributes: list[str] = field(default_factory=list)  # e.g. ["intent"]: each value a condition
+    condition_strata: int = 16
+    condition_folds: int = 3
+    condition_vocabulary: int = 8192  # hashed word uni/bigrams kept (the most frequent, seen >= 2 times)
+    condition_regularisation: float = 0.1  # C of the logistic regressions (smaller: smoother)
+    condition_min_records: int = 30  # fewest evaluation records a stratum may hold
+    condition_prefix_chars: int = 4000  # of each input text, for conditions and novelty
+    novelty_rate: float = 0.001  # share of evaluation inputs (out of fold) that count as novel
+    expected_presence: float = 0.99  # a part present in this share of evaluation is "expected" (data faults)
 
 
 @dataclass(frozen=True)
@@ -83,8 +94,9 @@ class DetectionConfig:
     model_arl: dict[str, float] = field(default_factory=dict)
     tilts: list[float] = field(default_factory=lambda: [2.0, 4.0])
     shares: list[float] = field(default_factory=lambda: [0.1, 0.3])
-    credible_level: float = 0.99
-    shrinkage: float = 50.0
+    prior: float = 0.5  # Dirichlet pseudo-count per code in each condition cell (Jeffreys)
+    data_tolerance: float = 0.001  # data faults up to this share are part of the null (never page)
+    data_shares: list[float] = field(default_factory=lambda: [0.02, 0.1])  # fault rates tested
     resolve_fraction: float = 0.01
     window_half_life: float = 2_000.0
     features: list[str] = field(default_factory=list)  # monitor only these (default: every feature)
@@ -202,8 +214,9 @@ class JanusConfig:
 _POSITIVE = (lambda v: v > 0, "> 0")
 _CHECKS: dict[str, tuple[Any, str]] = {
     "detection.arl": (lambda v: v > 1, "> 1"),
-    "detection.credible_level": (lambda v: 0.5 <= v < 1, "in [0.5, 1)"),
-    "detection.shrinkage": (lambda v: v >= 0, ">= 0"),
+    "detection.prior": _POSITIVE,
+    "detection.data_tolerance": (lambda v: 0 <= v < 0.5, "in [0, 0.5)"),
+    "detection.data_shares": (lambda v: len(v) > 0 and all(0 < x < 1 for x in v), "a non-empty list of fractions in (0, 1)"),
     "detection.resolve_fraction": (lambda v: 0 < v < 1, "in (0, 1)"),
     "detection.window_half_life": _POSITIVE,
     "detection.tilts": (lambda v: len(v) > 0 and all(t > 1 for t in v), "a non-empty list of factors > 1"),
@@ -211,6 +224,10 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "detection.shares": (lambda v: all(0 < x < 1 for x in v), "a list of fractions in (0, 1)"),
     "limits.dedup_window": (lambda v: 0 <= v <= 10_000_000, "in [0, 10000000]"),
     "features.numeric_bins": (lambda v: 2 <= v <= 64, "in [2, 64]"),
+    "features.condition_strata": (lambda v: 1 <= v <= 64, "in [1, 64]"),
+    "features.condition_folds": (lambda v: 2 <= v <= 10, "in [2, 10]"),
+    "features.novelty_rate": (lambda v: 0 < v < 0.5, "in (0, 0.5)"),
+    "features.expected_presence": (lambda v: 0.5 <= v <= 1, "in [0.5, 1]"),
     "features.max_codes": (lambda v: 4 <= v <= 256, "in [4, 256]"),
     "features.input_clusters": (lambda v: 1 <= v <= 64, "in [1, 64]"),
     "features.output_clusters": (lambda v: 1 <= v <= 64, "in [1, 64]"),

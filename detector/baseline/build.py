@@ -42,7 +42,7 @@ def build_baseline(decisions: Sequence[Decision], config: JanusConfig = JanusCon
     model_id = decisions[0].model_id
     featurizer = Featurizer(config.features).fit(decisions)
     matrix = featurizer.transform(decisions)
-    counts = count_codes(matrix, featurizer.n_cells, [s.n_codes for s in featurizer.specs])
+    counts = count_codes(matrix, featurizer)
     times = np.array([d.timestamp for d in decisions])
     size = min(config.features.reservoir_size, len(decisions))
     # Seeded by the data size so a rebuild from the same data picks the same examples.
@@ -61,7 +61,7 @@ def build_baseline(decisions: Sequence[Decision], config: JanusConfig = JanusCon
         reason=reason,
         actor=actor,
         reservoir=[decisions[i].to_dict() for i in pick],
-        reservoir_codes=matrix.codes[pick],
+        reservoir_codes=np.concatenate([matrix.codes[pick], matrix.cells[pick]], axis=1).astype(np.int32),
     )
 
 

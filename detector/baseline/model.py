@@ -1,7 +1,7 @@
 """A baseline: what a model's evaluation traffic looked like, feature by feature and input by input.
 
 Per feature, ``counts[j]`` is an array of shape (condition cells, codes): how many evaluation
-decisions of each (segment, input cluster) cell had each code. With the fitted featurizer (quantile
+decisions of each (segment, condition) cell had each code (:mod:`detector.features.conditions`). With the fitted featurizer (quantile
 edges, projections, codebooks), a bounded reservoir of example decisions for reports, the record
 count, time range, model versions and the configuration it was built with.
 """
@@ -30,7 +30,7 @@ class Baseline:
     actor: str = ""
     version: str = ""
     reservoir: list[dict] = field(default_factory=list)
-    reservoir_codes: np.ndarray | None = None  # (len(reservoir), F) codes of the examples
+    reservoir_codes: np.ndarray | None = None  # (len(reservoir), 2F): codes, then condition cells
 
     @property
     def ref(self) -> str:
@@ -46,10 +46,11 @@ class Baseline:
         return total / max(total.sum(), 1.0)
 
 
-def count_codes(matrix: FeatureMatrix, n_cells: int, n_codes: list[int]) -> list[np.ndarray]:
+def count_codes(matrix: FeatureMatrix, featurizer: Featurizer) -> list[np.ndarray]:
     """Per feature, a (cells, codes) count table: the additive summary detection works on."""
     out = []
-    for j, k in enumerate(n_codes):
-        flat = matrix.cells.astype(np.int64) * k + matrix.codes[:, j]
+    for j, spec in enumerate(featurizer.specs):
+        k, n_cells = spec.n_codes, featurizer.n_cells(j)
+        flat = matrix.cells[:, j].astype(np.int64) * k + matrix.codes[:, j]
         out.append(np.bincount(flat, minlength=n_cells * k).reshape(n_cells, k))
     return out

@@ -36,7 +36,7 @@ MANIFEST_FILE = "MANIFEST.sha256"
 ACTIVE_FILE = "ACTIVE"
 AUDIT_FILE = "audit.jsonl"
 AUDIT_HEAD_FILE = "audit.head"
-FORMAT = 1
+FORMAT = 2  # 2: conditions of predicted behaviour, data-quality and novelty features
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -237,7 +237,8 @@ class BaselineStore:
         folder = self.verify(model_id, version)
         meta = orjson.loads((folder / META_FILE).read_bytes())
         if meta.get("format") != FORMAT:
-            raise JanusError(f"{folder / META_FILE}: unsupported baseline format {meta.get('format')!r}")
+            raise JanusError(f"{folder / META_FILE}: baseline format {meta.get('format')!r}, this Janus reads "
+                             f"format {FORMAT}: rebuild it with `janus baseline build`")
         try:
             with np.load(folder / ARRAYS_FILE, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}

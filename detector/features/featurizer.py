@@ -8,10 +8,16 @@ Every feature ends as a code in ``0..K-1`` so that one family of tests serves al
 * numeric fields (latency, confidence, output and reasoning length, tool-call count, input
   length): the bin between the baseline's quantiles (``ordered`` features);
 * free text (output, reasoning, input): the nearest codebook centroid (:mod:`.text`);
-* oversight-awareness phrases in the output and reasoning: none / one / two or more.
+* oversight-awareness phrases in the output and reasoning: none / one / two or more;
+* data quality (kind ``data``): an expected part missing, or a value never seen in evaluation;
+* novel input (kind ``input``): an input unlike every evaluation input.
 
-The *condition cell* of a record is (segment, input cluster): behaviour is judged against the
-baseline of records with the same kind of input.
+Missing and unseen codes of a behaviour feature are data-quality facts, not behaviour: they are
+left out of that feature's tests and counted by the ``data_quality`` feature instead.
+
+The *condition cell* of a record, per feature, is (segment, condition): for behaviour features
+the condition is the record's stratum of predicted behaviour given its input
+(:mod:`.conditions`); input and data features are judged per segment.
 
 >>> from detector.records import Decision
 >>> evaluation = [Decision(f"e{i}", 0.0, "m", "evaluation", action=["close", "escalate"][i % 2],
@@ -33,11 +39,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from detector.config import FeaturesConfig
+from detector.features.conditions import NOVEL, ConditionModel
 from detector.features.text import PhraseCounter, TextCoder, TextField
 from detector.records import Decision
 
 BEHAVIOUR = "behaviour"
 INPUT = "input"
+DATA = "data"
+DATA_LABELS = ("ok", "missing part", "unseen value")
 MISSING_LABEL = "(missing)"
 UNSEEN_LABEL = "(unseen)"
 OTHER_SEGMENT = "(other)"
@@ -53,6 +62,7 @@ class FeatureSpec:
     # Text clusters: the most frequent evaluation text of each code, for sentences and reports.
     # Kept out of ``labels`` so record text never becomes a Prometheus label value.
     examples: tuple[str, ...] = ()
+    first_present: int = 0  # codes below this (missing, unseen) are data-quality facts, not behaviour
 
     @property
     def n_codes(self) -> int:
@@ -62,7 +72,7 @@ class FeatureSpec:
 @dataclass
 class FeatureMatrix:
     codes: np.ndarray  # (n, F) int16
-    cells: np.ndarray  # (n,) int32: segment index * input codes + input cluster
+    cells: np.ndarray  # (n, F) int32: per feature, segment index * its conditions + condition
     segments: np.ndarray  # (n,) int16 index into Featurizer.segments
 
 
@@ -130,6 +140,8 @@ class Featurizer:
         "oversight_phrases": "oversight-awareness phrases",
         "input_cluster": "input mix",
         "input_length": "input length",
+        "novel_input": "inputs unlike any in evaluation",
+        "data_quality": "data quality",
     }
 
     def __init__(self, config: FeaturesConfig = FeaturesConfig()):
@@ -142,6 +154,10 @@ class Featurizer:
         self.edges: dict[str, list[float]] = {}
         self.coders: dict[str, TextCoder] = {}
         self._cluster_examples: dict[str, list[str]] = {}
+        self.conditions = self._condition_model()
+        self.condition_values: list[str] = []  # with features.condition_attributes: each a condition
+        self.expected: list[str] = []  # behaviour features whose absence is a data fault
+        self.n_conditions: list[int] = []  # per feature
         self._phrases = PhraseCounter(config.oversight_phrases, config.text_prefix_chars, config.text_cache_size)
         self._build_indexes()
 
@@ -150,7 +166,41 @@ class Featurizer:
         c = self.config
         return TextCoder(clusters, c.embedding_dim, c.hashing_features, c.text_prefix_chars, c.text_cache_size)
 
+    def _condition_model(self) -> ConditionModel:
+        c = self.config
+        return ConditionModel(c.condition_strata, c.condition_folds, c.condition_vocabulary, 2,
+                              c.condition_regularisation, c.condition_min_records, c.novelty_rate,
+                              c.condition_prefix_chars)
+
     def fit(self, decisions: Sequence[Decision]) -> Featurizer:
+        self._fit_codes(decisions)
+        self._fit_conditions(decisions)
+        return self
+
+    def _fit_conditions(self, decisions: Sequence[Decision]) -> None:
+        """Data-quality expectations and the conditions of each behaviour feature."""
+        c = self.config
+        codes = self._codes(_Columns(decisions))
+        specs = self.specs
+        behaviour = [j for j, s in enumerate(specs) if s.kind == BEHAVIOUR]
+        self.expected = [specs[j].name for j in behaviour if specs[j].first_present > 0
+                         and np.mean(codes[:, j] != 0) >= c.expected_presence] if len(codes) else []
+        self.conditions = self._condition_model()
+        self.condition_values = []
+        if c.condition_attributes:
+            self.condition_values = _vocabulary([self._condition_value(d) for d in decisions], c.max_codes * 4)
+        else:
+            ids = [d.decision_id for d in decisions]
+            self.conditions.fit([d.input_text for d in decisions], ids,
+                                {specs[j].name: codes[:, j] for j in behaviour},
+                                {specs[j].name: specs[j].first_present for j in behaviour})
+            self.conditions.descriptions = self.conditions.describe([d.input_text for d in decisions[:5000]], ids[:5000])
+        self._build_indexes()
+
+    def _condition_value(self, d: Decision) -> str:
+        return "\x1f".join(_attribute_text(d.attributes.get(k)) or MISSING_LABEL for k in self.config.condition_attributes)
+
+    def _fit_codes(self, decisions: Sequence[Decision]) -> None:
         c = self.config
         cols = _Columns(decisions)
         self.segments = _vocabulary(cols.segment, c.max_segments)
@@ -177,7 +227,6 @@ class Featurizer:
             for name, coder in self.coders.items()
         }
         self.specs = self._make_specs()
-        return self
 
     @staticmethod
     def _most_frequent_texts(coder: TextCoder, texts: Sequence[str | None]) -> list[str]:
@@ -199,28 +248,32 @@ class Featurizer:
     def _make_specs(self) -> list[FeatureSpec]:
         cats = (MISSING_LABEL, UNSEEN_LABEL)
         specs = [
-            FeatureSpec("refused", BEHAVIOUR, (MISSING_LABEL, "false", "true"), title="refusal"),
-            FeatureSpec("action", BEHAVIOUR, cats + tuple(self.actions), title="action"),
+            FeatureSpec("refused", BEHAVIOUR, (MISSING_LABEL, "false", "true"), title="refusal", first_present=1),
+            FeatureSpec("action", BEHAVIOUR, cats + tuple(self.actions), title="action", first_present=2),
             FeatureSpec("tool:(other)", BEHAVIOUR, ("absent", "present"), title="use of other tools"),
         ]
         specs += [FeatureSpec(f"tool:{t}", BEHAVIOUR, ("absent", "present"), title=f"use of tool {t}")
                   for t in self.tools]
-        specs += [FeatureSpec(f"attr:{k}", BEHAVIOUR, cats + tuple(v), title=f"attribute {k}")
+        specs += [FeatureSpec(f"attr:{k}", BEHAVIOUR, cats + tuple(v), title=f"attribute {k}", first_present=2)
                   for k, v in self.attributes.items()]
-        specs += [FeatureSpec(n, BEHAVIOUR, _bin_labels(self.edges[n]), True, self.TITLES[n]) for n in self.NUMERIC]
+        specs += [FeatureSpec(n, BEHAVIOUR, _bin_labels(self.edges[n]), True, self.TITLES[n], first_present=1)
+                  for n in self.NUMERIC]
         for name in ("output_cluster", "reasoning_cluster"):
-            specs.append(self._cluster_spec(name, BEHAVIOUR))
+            specs.append(self._cluster_spec(name, BEHAVIOUR, first_present=1))
         specs.append(FeatureSpec("oversight_phrases", BEHAVIOUR, ("none", "one", "two or more"), True,
                                  self.TITLES["oversight_phrases"]))
         specs.append(self._cluster_spec("input_cluster", INPUT))
         specs.append(FeatureSpec("input_length", INPUT, _bin_labels(self.edges["input_length"]), True,
                                  self.TITLES["input_length"]))
+        specs.append(FeatureSpec("novel_input", INPUT, ("no", "yes"), title=self.TITLES["novel_input"]))
+        specs.append(FeatureSpec("data_quality", DATA, DATA_LABELS, title=self.TITLES["data_quality"]))
         return specs
 
-    def _cluster_spec(self, name: str, kind: str) -> FeatureSpec:
+    def _cluster_spec(self, name: str, kind: str, first_present: int = 0) -> FeatureSpec:
         n = self.coders[name].n_codes
         labels = (MISSING_LABEL,) + tuple(f"#{k}" for k in range(1, n))
-        return FeatureSpec(name, kind, labels, title=self.TITLES[name], examples=tuple(self._cluster_examples[name]))
+        return FeatureSpec(name, kind, labels, title=self.TITLES[name], examples=tuple(self._cluster_examples[name]),
+                           first_present=first_present)
 
     def _build_indexes(self) -> None:
         self._segment_index = _index(self.segments, 0)
@@ -232,15 +285,41 @@ class Featurizer:
         self._text_fields = {name: TextField(coder, None if name == "input_cluster" else self._phrases,
                                              self.config.text_cache_size)
                              for name, coder in self.coders.items()}
+        self._condition_index = _index(self.condition_values, 1)
+        self._expected_columns = np.array([j for j, s in enumerate(self.specs) if s.name in self.expected], np.int64)
+        self._unseen_columns = np.array([j for j, s in enumerate(self.specs) if s.first_present == 2], np.int64)
+        self.n_conditions = [self._n_conditions_of(s) for s in self.specs]
+
+    def _n_conditions_of(self, spec: FeatureSpec) -> int:
+        if spec.kind != BEHAVIOUR:
+            return 1
+        if self.condition_values:
+            return 1 + len(self.condition_values)
+        return self.conditions.n_conditions
 
     # ---- shape of the output ---------------------------------------------------------------
     @property
-    def n_input_codes(self) -> int:
-        return self.coders["input_cluster"].n_codes
+    def n_segment_codes(self) -> int:
+        return len(self.segments) + 1
 
-    @property
-    def n_cells(self) -> int:
-        return (len(self.segments) + 1) * self.n_input_codes
+    def n_cells(self, j: int) -> int:
+        """Condition cells of feature ``j``: segments × its conditions."""
+        return self.n_segment_codes * self.n_conditions[j]
+
+    def condition_of_cell(self, j: int, cell: int) -> tuple[int, int]:
+        """(segment index, condition) of feature ``j``'s cell."""
+        return divmod(int(cell), self.n_conditions[j])
+
+    def describe_condition(self, j: int, condition: int) -> str:
+        """Words marking the inputs of a condition, e.g. '“refund”, “override”' ("" if none)."""
+        spec = self.specs[j]
+        if spec.kind != BEHAVIOUR or condition == NOVEL:
+            return ""
+        if self.condition_values:
+            value = self.condition_values[condition - 1]
+            return ", ".join(f"{k} = {v}" for k, v in zip(self.config.condition_attributes, value.split("\x1f")))
+        words = self.conditions.descriptions
+        return words[condition] if condition < len(words) else ""
 
     def segment_name(self, index: int) -> str:
         return self.segments[index] if index < len(self.segments) else OTHER_SEGMENT
@@ -258,6 +337,34 @@ class Featurizer:
     def transform(self, decisions: Sequence[Decision]) -> FeatureMatrix:
         n = len(decisions)
         cols = _Columns(decisions)
+        codes = self._codes(cols)
+        other = len(self.segments)
+        segments = np.fromiter((self._segment_index.get(s, other) for s in cols.segment), dtype=np.int16, count=n)
+        condition = self._condition(decisions)
+        codes[:, self.feature_index("novel_input")] = condition == NOVEL
+        codes[:, self.feature_index("data_quality")] = self._data_quality(codes)
+        cells = np.empty(codes.shape, dtype=np.int32)
+        for j, spec in enumerate(self.specs):
+            cells[:, j] = segments.astype(np.int32) * self.n_conditions[j] + (condition if spec.kind == BEHAVIOUR else 0)
+        return FeatureMatrix(codes, cells, segments)
+
+    def _condition(self, decisions: Sequence[Decision]) -> np.ndarray:
+        """Each record's condition (0 = novel: an input or condition value unseen in evaluation)."""
+        if self.condition_values:
+            index = self._condition_index
+            return np.fromiter((index.get(self._condition_value(d), NOVEL) for d in decisions),
+                               dtype=np.int16, count=len(decisions))
+        return self.conditions.strata([d.input_text for d in decisions], [d.decision_id for d in decisions])
+
+    def _data_quality(self, codes: np.ndarray) -> np.ndarray:
+        """0 ok, 1 an expected part missing, 2 a value never seen in evaluation."""
+        missing = (codes[:, self._expected_columns] == 0).any(axis=1) if len(self._expected_columns) else False
+        unseen = (codes[:, self._unseen_columns] == 1).any(axis=1) if len(self._unseen_columns) else False
+        return np.where(missing, 1, np.where(unseen, 2, 0)).astype(np.int16)
+
+    def _codes(self, cols: _Columns) -> np.ndarray:
+        """Every feature's code; novel_input and data_quality are filled in by :meth:`transform`."""
+        n = len(cols.segment)
         columns: list[np.ndarray] = [
             np.fromiter((0 if r is None else 2 if r else 1 for r in cols.refused), dtype=np.int16, count=n),
             _category_codes(cols.action, self._action_index),
@@ -282,11 +389,8 @@ class Featurizer:
         input_codes, _ = self._text_fields["input_cluster"].encode(cols.input_text)
         columns.append(input_codes)
         columns.append(_bin_codes(numeric["input_length"], self._edges["input_length"]))
-        codes = np.column_stack(columns).astype(np.int16) if n else np.zeros((0, len(self.specs)), np.int16)
-        other = len(self.segments)
-        segments = np.fromiter((self._segment_index.get(s, other) for s in cols.segment), dtype=np.int16, count=n)
-        cells = segments.astype(np.int32) * self.n_input_codes + input_codes
-        return FeatureMatrix(codes, cells, segments)
+        columns += [np.zeros(n, np.int16), np.zeros(n, np.int16)]  # novel_input, data_quality
+        return np.column_stack(columns).astype(np.int16) if n else np.zeros((0, len(self.specs)), np.int16)
 
     # ---- persistence (JSON + arrays, never pickle) -----------------------------------------------
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
@@ -296,7 +400,12 @@ class Featurizer:
             meta, arr = coder.state(f"text.{name}")
             coders[name] = meta
             arrays.update(arr)
+        conditions, arr = self.conditions.state("conditions")
+        arrays.update(arr)
         meta = {
+            "conditions": conditions,
+            "condition_values": self.condition_values,
+            "expected": self.expected,
             "config": asdict(self.config),
             "segments": self.segments,
             "actions": self.actions,
@@ -322,6 +431,9 @@ class Featurizer:
             for name, m in meta["coders"].items()
         }
         fz._cluster_examples = meta["cluster_examples"]
+        fz.conditions = ConditionModel.from_state(meta["conditions"], arrays, "conditions")
+        fz.condition_values = list(meta["condition_values"])
+        fz.expected = list(meta["expected"])
         fz.specs = [FeatureSpec(**{**s, "labels": tuple(s["labels"]), "examples": tuple(s["examples"])})
                     for s in meta["specs"]]
         fz._build_indexes()

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
-SEVERITY = {"behaviour": "critical", "cue": "critical", "input": "warning"}
+SEVERITY = {"behaviour": "critical", "cue": "critical", "input": "warning", "data": "warning"}
 
 
 @dataclass
 class AlertEvent:
     status: str  # "firing" | "resolved"
-    kind: str  # "behaviour" | "input" | "cue"
+    kind: str  # "behaviour" | "input" | "data" | "cue"
     model_id: str
     segment: str
     feature: str
@@ -56,6 +56,8 @@ def describe(*, kind: str, title: str, code: str, direction: str, ordered: bool,
     what = f"{title} {'shifted ' + ('higher' if direction == 'up' else 'lower') + ': ' if ordered else '= '}{code}"
     if kind == "input":
         what = f"input mix: {title} {code}"
-    where = f" on inputs like {context}" if context else ""
+    elif kind == "data":
+        what = f"data quality: {code}"
+    where = f" on inputs marked by {context}" if context else ""
     return (f"{what}{where}: {percent(evaluation_rate)} in evaluation, {percent(production_rate)} in production "
             f"over the last ~{window:,} decisions (since {since}; baseline {baseline_ref})")

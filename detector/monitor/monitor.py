@@ -25,19 +25,23 @@ import numpy as np
 
 from detector.baseline.model import Baseline
 from detector.config import DetectionConfig
-from detector.features import BEHAVIOUR, FeatureMatrix
+from detector.features import BEHAVIOUR, DATA, FeatureMatrix
+from detector.features.conditions import NOVEL
 from detector.monitor.alerts import SEVERITY, AlertEvent, describe, iso_time
 from detector.monitor.detectors import (
+    SHARE,
+    UP,
     Component,
+    alternative_table,
     feature_components,
-    llr_table,
     mixture,
     sr_run,
 )
-from detector.monitor.nulls import code_bounds
+from detector.monitor.nulls import dirichlet_alpha, log_predictive_of_counts, predictive, running_count
 from detector.records import Decision
 
 MAX_TRACKED_VERSIONS = 20
+ALL_SEGMENTS = "(all)"
 
 
 @dataclass(frozen=True)
@@ -74,59 +78,68 @@ class Monitor:
         self.arl = float(arl if arl is not None else config.arl_for(baseline.model_id))
         fz = baseline.featurizer
         self.featurizer = fz
-        self.n_segments = len(fz.segments) + 1
-        cell_segment = np.arange(fz.n_cells) // fz.n_input_codes
-        self._cell_segment = cell_segment
+        self.n_segments = fz.n_segment_codes
+        # With several segments, one more statistic pools them all, so a model-wide change is not
+        # split into per-segment evidence; it costs a factor 2 in the threshold.
+        self.all_row = self.n_segments if len(fz.segments) > 1 else None
+        self.n_rows = self.n_segments + (self.all_row is not None)
         self.features: list[int] = []  # featurizer columns with a non-empty detector family
         self.components: list[list[Component]] = []
-        tables, starts, sizes = [], [], []
-        self.expected: list[np.ndarray] = []  # point estimates P(code | cell), per monitored feature
+        self._alpha: list[np.ndarray] = []  # posterior Dirichlet parameters per (cell, code)
+        self._alt: list[np.ndarray] = []  # q(code | cell) per component, flat rows cell * codes + code
+        self.expected: list[np.ndarray] = []  # baseline posterior mean P(code | cell), per monitored feature
+        self._first: list[int] = []
+        self._conditions: list[int] = []
+        starts, sizes = [], []
         width = 0
         for j, spec in enumerate(fz.specs):
             if config.features and spec.name not in config.features:
                 continue
-            comps = feature_components(spec.n_codes, spec.ordered, list(config.tilts), list(config.shares))
+            first = spec.first_present
+            if spec.kind == DATA:  # faults only matter when they become more frequent, at a rate
+                comps = [Component(k, UP, x, SHARE) for k in range(1, spec.n_codes) for x in config.data_shares]
+            else:
+                comps = feature_components(spec.n_codes, spec.ordered, list(config.tilts), list(config.shares),
+                                           first_present=first)
             if not comps:
                 continue
-            conditional = spec.kind == BEHAVIOUR
-            tables.append(llr_table(baseline.counts[j], cell_segment, self.n_segments, comps,
-                                    level=config.credible_level, shrinkage=config.shrinkage,
-                                    conditional=conditional))
-            self.expected.append(code_bounds(baseline.counts[j], cell_segment, self.n_segments,
-                                             level=config.credible_level, shrinkage=config.shrinkage,
-                                             conditional=conditional)[2])
+            alpha = dirichlet_alpha(baseline.counts[j], first_present=first, prior=config.prior,
+                                    tolerance=config.data_tolerance if spec.kind == DATA else 0.0)
+            mean = predictive(alpha)
+            self._alpha.append(alpha)
+            self._alt.append(alternative_table(mean, comps, first).reshape(-1, len(comps)))
+            self.expected.append(mean)
+            self._first.append(first)
+            self._conditions.append(fz.n_conditions[j])
             self.features.append(j)
             self.components.append(comps)
             starts.append(width)
             sizes.append(len(comps))
             width += len(comps)
-        self._tables = tables  # log Λ, for the count-vector path
-        # Λ for the per-record path, as rows (cell * n_codes + code) → components: one row gather per
-        # feature instead of a two-index fancy gather.
-        self._ratio_tables = [np.exp(t).reshape(-1, t.shape[2]) for t in tables]
-        self._n_codes = [t.shape[1] for t in tables]
+        self._n_codes = [a.shape[1] for a in self._alpha]
         self._baseline_shares = [baseline.shares(j) for j in self.features]
         self._starts = np.array(starts, dtype=np.int64)
         self._sizes = np.array(sizes, dtype=np.int64)
         self._log_weights = -np.log(np.maximum(self._sizes, 1)).astype(np.float64)  # the family's mean
         n_features = len(self.features)
         # Bonferroni over the model's features (the mixture already covers each feature's family).
-        self.log_threshold = float(np.log(self.arl) + np.log(max(n_features + self.extra_tests, 1)))
+        self.log_threshold = float(np.log(self.arl) + np.log(max(n_features + self.extra_tests, 1))
+                                   + np.log(1 + (self.all_row is not None)))
         self.log_resolve = self.log_threshold + float(np.log(config.resolve_fraction))
-        # The SR mixture rests a few nats above 0 under no change (≈ log of 1/KL of its weakest
-        # components); half the threshold is well above that and well below an alarm.
+        # The SR mixture rests a few nats above 0 under no change; half the threshold is well above
+        # that and well below an alarm.
         self._log_quiet = 0.5 * self.log_threshold
         # Per component, e^14 (~1e6) above what alone would put its feature over the threshold.
         self._log_cap = self.log_threshold + 14.0 - np.repeat(self._log_weights, self._sizes)
         self._cap = np.exp(self._log_cap)
         self._decay = 0.5 ** (1.0 / config.window_half_life)
         # ---- state ----
-        self.log_r = np.full((self.n_segments, width), -np.inf)
-        self.firing = np.zeros((self.n_segments, n_features), dtype=bool)
-        self.quiet_time = np.zeros((self.n_segments, n_features))
+        self.log_r = np.full((self.n_rows, width), -np.inf)
+        self.firing = np.zeros((self.n_rows, n_features), dtype=bool)
+        self.quiet_time = np.zeros((self.n_rows, n_features))
+        self.seen = [np.zeros_like(a) for a in self._alpha]  # production counts the null has learnt
         self.window = [np.zeros_like(e) for e in self.expected]  # decayed production code counts per cell
-        self.window_n = np.zeros(fz.n_cells)
-        self.segment_records = np.zeros(self.n_segments, dtype=np.int64)
+        self.segment_records = np.zeros(self.n_rows, dtype=np.int64)
         self.n_production = 0
         self.unbaselined_versions: Counter[str] = Counter()
 
@@ -148,18 +161,22 @@ class Monitor:
         norm = np.logaddexp(0.0, mix) / np.logaddexp(0.0, self.log_threshold)
         out = []
         for s in np.flatnonzero(self.segment_records):
-            name = self.featurizer.segment_name(int(s))
+            name = self.row_name(int(s))
             for f, j in enumerate(self.features):
                 spec = self.featurizer.specs[j]
                 out.append(Statistic(name, spec.name, spec.kind, float(norm[s, f])))
         return out
 
+    def row_name(self, row: int) -> str:
+        """The segment a statistic row watches ("(all)" for the pooled row)."""
+        return ALL_SEGMENTS if row == self.all_row else self.featurizer.segment_name(row)
+
     def shares(self) -> list[Share]:
         out = []
-        total = self.window_n.sum()
         for f, j in enumerate(self.features):
             spec = self.featurizer.specs[j]
             evaluation = self._baseline_shares[f]
+            total = self.window[f].sum()
             production = self.window[f].sum(axis=0) / total if total > 0 else None
             for k, label in enumerate(spec.labels):
                 out.append(Share(spec.name, label, "evaluation", float(evaluation[k])))
@@ -203,14 +220,46 @@ class Monitor:
                                   np.array([d.position for d in production]),
                                   np.array([d.timestamp for d in production]))
 
+    def _scored(self, f: int, matrix: FeatureMatrix) -> np.ndarray:
+        """Records whose code of feature ``f`` is behaviour to score: present, and not a novel input."""
+        j = self.features[f]
+        scored = matrix.codes[:, j] >= self._first[f]
+        if self.featurizer.specs[j].kind == BEHAVIOUR:
+            scored &= matrix.cells[:, j] % self._conditions[f] != NOVEL
+        return scored
+
     def _ratios(self, matrix: FeatureMatrix) -> np.ndarray:
+        """Λ = q(x | cell) / m_t(x | cell) of every component, per record; 1 where not scored.
+
+        The predictive m_t counts the production records before each one (this batch's too) in
+        segments whose alert on that feature is not firing (their null stays put while it fires).
+        """
         n = len(matrix.cells)
-        lr = np.empty((n, self.log_r.shape[1]))
-        cells = matrix.cells.astype(np.intp)
+        lr = np.ones((n, self.log_r.shape[1]))
+        learning_segment = ~self.firing[: self.n_segments]  # (segments, features), as at the batch's start
+        if self.all_row is not None:
+            learning_segment = learning_segment & ~self.firing[self.all_row][None, :]
         for f, j in enumerate(self.features):
+            rows = np.flatnonzero(self._scored(f, matrix))
+            if not len(rows):
+                continue
+            k = self._n_codes[f]
+            cells = matrix.cells[rows, j].astype(np.int64)
+            codes = matrix.codes[rows, j].astype(np.int64)
+            learn = learning_segment[matrix.segments[rows], f]
+            keys = cells * k + codes
+            before_key = np.zeros(len(rows))
+            before_cell = np.zeros(len(rows))
+            if learn.any():
+                before_key[learn] = running_count(keys[learn])
+                before_cell[learn] = running_count(cells[learn])
+            alpha, seen = self._alpha[f], self.seen[f]
+            m = (alpha.ravel()[keys] + seen.ravel()[keys] + before_key) / (
+                alpha.sum(axis=1)[cells] + seen.sum(axis=1)[cells] + before_cell)
             start = self._starts[f]
-            rows = cells * self._n_codes[f] + matrix.codes[:, j]
-            lr[:, start:start + int(self._sizes[f])] = self._ratio_tables[f][rows]
+            lr[rows, start:start + int(self._sizes[f])] = self._alt[f][keys] / m[:, None]
+            if learn.any():
+                self.seen[f] += np.bincount(keys[learn], minlength=seen.size).reshape(seen.shape)
         return lr
 
     def update_matrix(self, matrix: FeatureMatrix, decision_ids: Sequence[str], positions: np.ndarray,
@@ -220,12 +269,15 @@ class Monitor:
         if n == 0:
             return []
         lr = self._ratios(matrix)
-        batch = _Batch(matrix, decision_ids, positions, times, self.window, self.window_n, self.features)
+        batch = _Batch(matrix, decision_ids, positions, times, self.window, self.features)
         events: list[AlertEvent] = []
         for s in np.unique(matrix.segments):
             rows = np.flatnonzero(matrix.segments == s)
             events.extend(self._run_segment(int(s), rows, lr[rows], batch))
             self.segment_records[s] += len(rows)
+        if self.all_row is not None:
+            events.extend(self._run_segment(self.all_row, np.arange(n), lr, batch))
+            self.segment_records[self.all_row] += n
         self._advance_window(matrix)
         self.n_production += n
         events.sort(key=lambda e: (e.record_index, e.feature))
@@ -286,12 +338,10 @@ class Monitor:
     def _advance_window(self, matrix: FeatureMatrix) -> None:
         n = len(matrix.cells)
         weights = self._decay ** np.arange(n - 1, -1, -1, dtype=np.float64)
-        n_cells = self.featurizer.n_cells
-        self.window_n = self.window_n * self._decay**n + np.bincount(matrix.cells, weights, n_cells)
         for f, j in enumerate(self.features):
-            k = self.window[f].shape[1]
-            flat = matrix.cells.astype(np.int64) * k + matrix.codes[:, j]
-            add = np.bincount(flat, weights, n_cells * k).reshape(n_cells, k)
+            cells, k = self.window[f].shape
+            flat = matrix.cells[:, j].astype(np.int64) * k + matrix.codes[:, j]
+            add = np.bincount(flat, weights, cells * k).reshape(cells, k)
             self.window[f] = self.window[f] * self._decay**n + add
 
     # ---- alert events -----------------------------------------------------------------------------
@@ -306,24 +356,30 @@ class Monitor:
         close = np.flatnonzero(strengths >= strengths.max() - 1.0)
         ups = [c for c in close if comps[c].direction == "up"]
         comp = comps[int(ups[0] if ups else np.argmax(strengths))]
-        window, window_n = batch.window_at(row, f, self.featurizer.n_cells, self._decay)
-        cells = np.flatnonzero(self._cell_segment == s)
-        expected = self.expected[f][cells] * window_n[cells, None]
+        window = batch.window_at(row, f, self._decay)
+        n_conditions = self._conditions[f]
+        cells = (np.arange(len(window)) if s == self.all_row
+                 else np.arange(s * n_conditions, (s + 1) * n_conditions))
+        first = self._first[f]
+        if spec.kind == BEHAVIOUR:  # novel inputs are not scored: leave them out of the rates too
+            cells = cells[cells % n_conditions != NOVEL]
         observed = window[cells]
+        present_n = observed[:, first:].sum(axis=1)
+        expected = self.expected[f][cells] * present_n[:, None]
         if comp.code >= 0:
             code = comp.code
         else:  # ordered shift: name the bin that gained most
-            code = 1 + int(np.argmax((observed - expected)[:, 1:].sum(axis=0)))
+            code = first + int(np.argmax((observed - expected)[:, first:].sum(axis=0)))
         context = ""
-        if spec.kind == BEHAVIOUR:
+        if spec.kind == BEHAVIOUR and len(cells) > 1:
             deviation = np.abs(observed[:, code] - expected[:, code])
             best = int(np.argmax(deviation))
-            input_code = int(cells[best] % self.featurizer.n_input_codes)
-            if input_code > 0 and window_n[cells[best]] >= 1:
-                context = self.featurizer.specs[self.featurizer.feature_index("input_cluster")].examples[input_code]
-                cells = cells[best: best + 1]
-                expected, observed = expected[best: best + 1], observed[best: best + 1]
-        n_window = float(window_n[cells].sum())
+            words = self.featurizer.describe_condition(j, int(cells[best] % n_conditions))
+            if words and present_n[best] >= 1:
+                context = words
+                cells, observed, expected, present_n = (cells[best: best + 1], observed[best: best + 1],
+                                                        expected[best: best + 1], present_n[best: best + 1])
+        n_window = float(present_n.sum())
         evaluation_rate = float(expected[:, code].sum() / n_window) if n_window > 0 else 0.0
         production_rate = float(observed[:, code].sum() / n_window) if n_window > 0 else 0.0
         quiet = self.quiet_time[s, f]
@@ -338,7 +394,7 @@ class Monitor:
             status=status,
             kind=spec.kind,
             model_id=self.model_id,
-            segment=self.featurizer.segment_name(s),
+            segment=self.row_name(s),
             feature=spec.name,
             code=spec.labels[code],
             direction=comp.direction,
@@ -360,21 +416,37 @@ class Monitor:
     def update_counts(self, counts: Sequence[np.ndarray]) -> list[AlertEvent]:
         """One step per call from per-feature (cells, codes) count tables of featurised records.
 
-        For the split deployment in DESIGN.md: many instances featurise, one owner sums their
-        per-batch count vectors. A batch's likelihood ratio is the product of its records', so it is
-        still an e-value and the ARL bound holds (in batches, hence also in records).
+        For the split deployment (many instances featurise, one owner detects): a batch's
+        likelihood ratio is the product of its records', Π q(x)/m_t(x), which for the predictive null
+        depends on the counts alone (a Dirichlet-multinomial probability), so it is the same e-value
+        the per-record path multiplies up and the ARL bound holds (in batches, hence in records).
         """
         events = []
-        n_cells = self.featurizer.n_cells
         step = np.zeros_like(self.log_r)
-        seen = np.asarray(counts[self.features[0]], dtype=np.float64).sum(axis=1) if self.features else np.zeros(n_cells)
+        segment_n = np.zeros(self.n_segments)
+        firing = self.firing[: self.n_segments] | (self.firing[self.all_row][None, :] if self.all_row is not None
+                                                    else False)
         for f, j in enumerate(self.features):
-            table = self._tables[f]  # (cells, codes, comps)
-            c = np.asarray(counts[j], dtype=np.float64)
-            per_cell = np.einsum("ck,ckm->cm", c, table)
+            c = np.asarray(counts[j], dtype=np.float64).copy()
+            n_conditions = self._conditions[f]
+            segment_of_cell = np.arange(len(c)) // n_conditions
+            if f == 0:
+                segment_n = np.bincount(segment_of_cell, c.sum(axis=1), self.n_segments)
+            c[:, : self._first[f]] = 0.0
+            if self.featurizer.specs[j].kind == BEHAVIOUR:
+                c[np.arange(len(c)) % n_conditions == NOVEL] = 0.0
+            learn = ~firing[segment_of_cell, f]
+            alt = self._alt[f].reshape(len(c), c.shape[1], -1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                log_alt = np.where(c[:, :, None] > 0, np.log(alt), 0.0)
+            per_cell = np.einsum("ck,ckm->cm", c, log_alt) - log_predictive_of_counts(
+                self._alpha[f], self.seen[f], c)[:, None]
             start = self._starts[f]
-            np.add.at(step[:, start: start + table.shape[2]], self._cell_segment, per_cell)
-        segment_n = np.bincount(self._cell_segment, seen, self.n_segments)
+            np.add.at(step[:, start: start + alt.shape[2]], segment_of_cell, per_cell)
+            self.seen[f] += c * learn[:, None]
+        if self.all_row is not None:
+            step[self.all_row] = step[: self.n_segments].sum(axis=0)
+            segment_n = np.r_[segment_n, segment_n.sum()]
         for s in np.flatnonzero(segment_n):
             self.log_r[s] = np.minimum(step[s] + np.logaddexp(0.0, self.log_r[s]), self._log_cap)
             mix = mixture(self.log_r[s][None, :], self._starts, self._log_weights)[0]
@@ -385,7 +457,7 @@ class Monitor:
                     spec = self.featurizer.specs[self.features[f]]
                     events.append(AlertEvent(
                         status="firing" if self.firing[s, f] else "resolved", kind=spec.kind,
-                        model_id=self.model_id, segment=self.featurizer.segment_name(int(s)), feature=spec.name,
+                        model_id=self.model_id, segment=self.row_name(int(s)), feature=spec.name,
                         code="", direction="", decision_id="", record_index=-1, statistic=float(mix[f]),
                         threshold=self.log_threshold, baseline_version=self.baseline.version,
                         severity=SEVERITY[spec.kind], time="", message=f"{spec.title}: drift statistic crossed "
@@ -410,10 +482,10 @@ class Monitor:
             "log_r": self.log_r,
             "firing": self.firing,
             "quiet_time": self.quiet_time,
-            "window_n": self.window_n,
             "segment_records": self.segment_records,
         }
         arrays.update({f"window.{f}": w for f, w in enumerate(self.window)})
+        arrays.update({f"seen.{f}": w for f, w in enumerate(self.seen)})
         return meta, arrays
 
     @classmethod
@@ -429,9 +501,9 @@ class Monitor:
         monitor.log_r = arrays["log_r"].astype(np.float64).copy()
         monitor.firing = arrays["firing"].astype(bool).copy()
         monitor.quiet_time = arrays["quiet_time"].copy()
-        monitor.window_n = arrays["window_n"].copy()
         monitor.segment_records = arrays["segment_records"].copy()
         monitor.window = [arrays[f"window.{f}"].copy() for f in range(len(monitor.window))]
+        monitor.seen = [arrays[f"seen.{f}"].astype(np.float64).copy() for f in range(len(monitor.seen))]
         monitor.n_production = int(meta["n_production"])
         monitor.unbaselined_versions = Counter(meta["unbaselined_versions"])
         return monitor
@@ -440,25 +512,21 @@ class Monitor:
 class _Batch:
     """A micro-batch's identities and the window at its start, for exact per-record effect sizes."""
 
-    def __init__(self, matrix: FeatureMatrix, decision_ids, positions, times, window, window_n, features):
+    def __init__(self, matrix: FeatureMatrix, decision_ids, positions, times, window, features):
         self.matrix = matrix
         self.feature_columns = features
         self.decision_ids = decision_ids
         self.positions = positions
         self.times = times
         self._window0 = window
-        self._window_n0 = window_n
 
-    def window_at(self, row: int, f_codes_index: int, n_cells: int, decay: float) -> tuple[np.ndarray, np.ndarray]:
-        """Decayed production counts up to and including ``row`` (independent of batch boundaries)."""
+    def window_at(self, row: int, f: int, decay: float) -> np.ndarray:
+        """Decayed production counts of monitored feature ``f`` up to and including ``row``
+        (independent of batch boundaries)."""
         m = self.matrix
-        start0 = self._window0[f_codes_index]
-        k = start0.shape[1]
+        j = self.feature_columns[f]
+        start0 = self._window0[f]
+        n_cells, k = start0.shape
         weights = decay ** np.arange(row, -1, -1, dtype=np.float64)
-        cells = m.cells[: row + 1]
-        return (start0 * decay ** (row + 1) + np.bincount(cells.astype(np.int64) * k + self._codes(f_codes_index, row),
-                                                          weights, n_cells * k).reshape(n_cells, k),
-                self._window_n0 * decay ** (row + 1) + np.bincount(cells, weights, n_cells))
-
-    def _codes(self, f: int, row: int) -> np.ndarray:
-        return self.matrix.codes[: row + 1, self.feature_columns[f]]
+        flat = m.cells[: row + 1, j].astype(np.int64) * k + m.codes[: row + 1, j]
+        return start0 * decay ** (row + 1) + np.bincount(flat, weights, n_cells * k).reshape(n_cells, k)

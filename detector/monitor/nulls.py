@@ -1,101 +1,79 @@
-"""Least-favourable null probabilities from a baseline's credible intervals.
+"""The null of each test: the Bayes posterior predictive of the baseline, updated by production.
 
-A baseline is a finite evaluation sample, so the true evaluation-time rate of a code is only
-known up to a credible interval. Each detector tests one direction, and its null is the end of the
-interval least favourable to it: a detector for "code k became *more* frequent" uses the upper
-bound, one for "less frequent" the lower bound. If the true rate is inside the interval, the
-detector's likelihood ratio has expectation ≤ 1 under no change, which is what makes the ARL
-guarantee hold even for a small baseline or a code seen three times.
+A baseline is a finite evaluation sample, so the evaluation-time distribution of a feature's codes
+in a condition cell is known only up to a posterior: Dirichlet(counts + ``prior``) over the cell's
+*present* codes (missing and unseen values are data-quality facts, tested elsewhere). Scoring a
+production record against the posterior *mean* alone would ignore that uncertainty, and a fixed
+estimate that is slightly off compounds over a long stream into false alarms; scoring against the
+worst end of a credible interval wastes power in every cell (the old design's 2-3× slack).
 
-Conditioning on the input shrinks each (segment, input cluster) cell towards its segment and
-each segment towards the whole model (a Beta prior centred on the level above's bound, with an
-empirical-Bayes strength of at most ``shrinkage`` pseudo-records), so small cells borrow strength
-from similar ones and empty cells fall back to the level above, widened by the prior.
+Instead a record is scored against the posterior predictive given the baseline *and the
+production records of its cell seen so far*: ``m_t(x) = (α_x + N_x) / (Σα + ΣN)``. For any
+alternative q fixed in advance, ``E[q(x_t)/m_t(x_t) | past] = Σ_x q(x) = 1`` under the Bayes joint
+law of "production is drawn from the evaluation distribution", so each component's likelihood
+ratio is an e-value and the Shiryaev–Roberts statistic keeps E[R_n] ≤ n (:mod:`.detectors`): the
+ARL holds on average over what the baseline could have been, which is what a measured ARL over
+redrawn baselines checks. The prior is fixed (Jeffreys, ½ per code), never estimated from the
+counts it smooths, and cells never borrow from each other: a rare condition keeps its own rate.
+
+Production counts stop updating a (segment, feature) while its alert fires, so a persistent
+change keeps its alert instead of being learnt as the new normal.
+
+>>> import numpy as np
+>>> alpha = dirichlet_alpha(np.array([[0, 90, 10]]), first_present=1, prior=0.5)
+>>> alpha.tolist()
+[[0.0, 90.5, 10.5]]
+>>> np.round(predictive(alpha), 3).tolist()
+[[0.0, 0.896, 0.104]]
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
-
-_EPS = 1e-12
+from scipy.special import gammaln
 
 
-def _beta_bound(hits: np.ndarray, total: np.ndarray, prior_rate: np.ndarray, strength: float | np.ndarray,
-                level: float) -> np.ndarray:
-    a = np.maximum(hits + strength * prior_rate, 1e-6)
-    b = np.maximum(total - hits + strength * (1.0 - prior_rate), 1e-6)
-    return np.clip(stats.beta.ppf(level, a, b), _EPS, 1.0 - _EPS)
+def dirichlet_alpha(counts: np.ndarray, *, first_present: int, prior: float, tolerance: float = 0.0) -> np.ndarray:
+    """Posterior Dirichlet parameters per cell over the present codes (excluded codes get 0).
 
-
-def prior_strength(counts: np.ndarray, group: np.ndarray, n_groups: int, max_strength: float) -> np.ndarray:
-    """Empirical-Bayes strength of the Beta prior that shrinks units (cells) towards their group.
-
-    Method of moments per (group, code): the spread of the units' rates beyond binomial noise is the
-    between-unit variance τ²; a Beta prior with that variance has μ(1−μ)/τ² − 1 pseudo-records.
-    Units that truly differ (harmful vs benign inputs) get a weak prior and speak for themselves;
-    units that agree borrow strength. Clipped to [1, ``max_strength``]. Returns (groups, codes).
+    ``tolerance`` > 0 (data-quality features): every code but the first ("ok") gets that share of
+    the cell's records added, so a fault rate up to ``tolerance`` is part of the null.
     """
-    n = counts.sum(axis=1)
-    rates = counts / np.maximum(n, 1.0)[:, None]
-    g_counts = segment_sums(counts, group, n_groups)
-    g_n = np.maximum(g_counts.sum(axis=1, keepdims=True), 1.0)
-    mu = g_counts / g_n
-    spread = segment_sums(n[:, None] * (rates - mu[group]) ** 2, group, n_groups) / g_n
-    units = np.bincount(group, weights=(n > 0).astype(np.float64), minlength=n_groups)[:, None]
-    noise = units * mu * (1.0 - mu) / g_n
-    tau2 = np.maximum(spread - noise, 1e-12)
-    strength = mu * (1.0 - mu) / tau2 - 1.0
-    return np.clip(strength, 1.0, max_strength)
+    alpha = counts.astype(np.float64).copy()
+    alpha[:, :first_present] = 0.0
+    alpha[:, first_present:] += prior
+    if tolerance > 0:
+        alpha[:, first_present + 1:] += tolerance * alpha.sum(axis=1, keepdims=True)
+    return alpha
 
 
-def segment_sums(counts: np.ndarray, cell_segment: np.ndarray, n_segments: int) -> np.ndarray:
-    out = np.zeros((n_segments, counts.shape[1]), dtype=np.float64)
-    np.add.at(out, cell_segment, counts)
+def predictive(alpha: np.ndarray) -> np.ndarray:
+    """Posterior predictive shares per cell (rows of ``alpha`` normalised)."""
+    return alpha / np.maximum(alpha.sum(axis=1, keepdims=True), 1e-300)
+
+
+def running_count(keys: np.ndarray) -> np.ndarray:
+    """For each position, how many earlier positions hold the same key.
+
+    >>> running_count(np.array([3, 1, 3, 3, 1])).tolist()
+    [0, 0, 1, 2, 1]
+    """
+    n = len(keys)
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    starts = np.r_[0, np.flatnonzero(ordered[1:] != ordered[:-1]) + 1]
+    lengths = np.diff(np.r_[starts, n])
+    rank = np.arange(n) - np.repeat(starts, lengths)
+    out = np.empty(n, dtype=np.int64)
+    out[order] = rank
     return out
 
 
-def code_bounds(counts: np.ndarray, cell_segment: np.ndarray, n_segments: int, *, level: float,
-                shrinkage: float, conditional: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Upper bound, lower bound and point estimate of P(code | cell), each (cells, codes).
-
-    ``conditional=False`` (input features) stops at the segment level: the input mix is judged
-    per segment, not given itself.
-    """
-    counts = counts.astype(np.float64)
-    total_codes = counts.sum(axis=0)
-    n = total_codes.sum()
-    # Jeffreys prior at the model level.
-    upper = _beta_bound(total_codes, n, np.full_like(total_codes, 0.5), 1.0, level)
-    lower = _beta_bound(total_codes, n, np.full_like(total_codes, 0.5), 1.0, 1.0 - level)
-    mean = (total_codes + 0.5) / (n + 1.0)
-    seg = segment_sums(counts, cell_segment, n_segments)
-    seg_n = seg.sum(axis=1, keepdims=True)
-    strength = prior_strength(seg, np.zeros(n_segments, dtype=np.int64), 1, shrinkage)[0][None, :]
-    s_upper = _beta_bound(seg, seg_n, upper[None, :], strength, level)
-    s_lower = _beta_bound(seg, seg_n, lower[None, :], strength, 1.0 - level)
-    s_mean = (seg + strength * mean[None, :]) / (seg_n + strength)
-    if not conditional:
-        return s_upper[cell_segment], s_lower[cell_segment], s_mean[cell_segment]
-    cell_n = counts.sum(axis=1, keepdims=True)
-    strength = prior_strength(counts, cell_segment, n_segments, shrinkage)[cell_segment]
-    c_upper = _beta_bound(counts, cell_n, s_upper[cell_segment], strength, level)
-    c_lower = _beta_bound(counts, cell_n, s_lower[cell_segment], strength, 1.0 - level)
-    c_mean = (counts + strength * s_mean[cell_segment]) / (cell_n + strength)
-    return c_upper, c_lower, c_mean
-
-
-def mgf_upper_bound(counts: np.ndarray, prior_shares: np.ndarray, values: np.ndarray, shrinkage: float,
-                    z: float) -> np.ndarray:
-    """Upper credible bound of E[v(bin)] per cell under a Dirichlet posterior over the bins.
-
-    ``counts`` (cells, bins), ``prior_shares`` (cells, bins) summing to 1, ``values`` (bins,) > 0.
-    The posterior of a linear functional has mean Σ ᾱ_b v_b and variance
-    (Σ ᾱ_b v_b² − mean²)/(α₀ + 1); the bound is mean + z·sd, capped at max v (it cannot exceed it).
-    """
-    alpha = counts + shrinkage * prior_shares
-    alpha0 = alpha.sum(axis=1, keepdims=True)
-    shares = alpha / np.maximum(alpha0, _EPS)
-    mean = shares @ values
-    var = np.maximum(shares @ values**2 - mean**2, 0.0) / (alpha0[:, 0] + 1.0)
-    return np.minimum(mean + z * np.sqrt(var), values.max())
+def log_predictive_of_counts(alpha: np.ndarray, seen: np.ndarray, batch: np.ndarray) -> np.ndarray:
+    """log m(batch | alpha + seen) per cell: the Dirichlet-multinomial probability of a sequence with
+    these code counts, the product of the sequential predictives in any order."""
+    a = alpha + seen
+    present = alpha > 0
+    per_code = np.where(present, gammaln(a + batch) - gammaln(np.where(present, a, 1.0)), 0.0).sum(axis=1)
+    total = a.sum(axis=1)
+    return per_code - (gammaln(total + batch.sum(axis=1)) - gammaln(np.maximum(total, 1e-300)))

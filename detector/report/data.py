@@ -336,8 +336,10 @@ class _Gatherer:
         for j in range(len(self.specs)):
             self.counts[j] += np.bincount(matrix.codes[:, j], minlength=self.specs[j].n_codes)[: self.specs[j].n_codes]
         position_seq = {}
+        # Each ring row: the record's codes, then its condition cell per feature (for the focus).
+        rows = np.concatenate([matrix.codes.astype(np.int64), matrix.cells.astype(np.int64)], axis=1)
         for i, d in enumerate(mine):
-            self.ring.append((self.seq + i, d, matrix.codes[i]))
+            self.ring.append((self.seq + i, d, rows[i]))
             position_seq[d.position] = self.seq + i
         self._sample_numeric(mine)
         times = [d.timestamp for d in mine]
@@ -396,7 +398,7 @@ class _Gatherer:
         labels = list(spec.labels)
         code = labels.index(event["code"]) if event.get("code") in labels else None
         up = event.get("direction") != "down"
-        ic = self.fz.feature_index("input_cluster")
+        ic = len(self.specs) + j  # ring column of feature j's condition cell
         segment = str(event.get("segment", ""))
         s_index = self._segment_index(segment)
         # The recent production records of the alert's segment, up to the alert's record.
@@ -407,12 +409,13 @@ class _Gatherer:
         trigger_id = str(event.get("decision_id", ""))
         focus_code, focus = None, f"segment {short(segment, 'id')}, all inputs"
         if spec.kind == BEHAVIOUR and code is not None and window:
-            focus_code = self._focus_cluster(j, code, up, window, ic, s_index)
+            focus_code = self._focus_condition(j, code, up, window, ic, s_index)
             if focus_code is not None:
-                example = self.specs[ic].examples[focus_code] if focus_code < len(self.specs[ic].examples) else ""
-                focus = (f"segment {short(segment, 'id')}, inputs of cluster {self.specs[ic].labels[focus_code]}"
-                         + (f" (like {short(example, 'example')})" if example else ""))
-        in_focus = (lambda codes: focus_code is None or int(codes[ic]) == focus_code)
+                words = self.fz.describe_condition(j, focus_code)
+                focus = (f"segment {short(segment, 'id')}, condition {focus_code} of {self.specs[j].name}"
+                         + (f" (inputs marked by {short(words, 'example')})" if words else ""))
+        n_conditions = self.fz.n_conditions[j]
+        in_focus = (lambda codes: focus_code is None or int(codes[ic]) % n_conditions == focus_code)
         # Which records show the change: for a behaviour feature, production examples of what grew
         # (the code when it went up, other codes when it went down) against evaluation examples of
         # what used to happen; for the input mix, inputs of the alerted kind on both sides.
@@ -451,20 +454,20 @@ class _Gatherer:
         return codes
 
     def _segment_counts(self, j: int, s_index: int) -> np.ndarray:
-        """Baseline counts of feature ``j`` in one segment: (input clusters, codes)."""
-        n_input = self.fz.n_input_codes
-        return self.baseline.counts[j].reshape(-1, n_input, self.specs[j].n_codes)[s_index].astype(np.float64)
+        """Baseline counts of feature ``j`` in one segment: (conditions, codes)."""
+        k = self.fz.n_conditions[j]
+        return self.baseline.counts[j].reshape(-1, k, self.specs[j].n_codes)[s_index].astype(np.float64)
 
-    def _focus_cluster(self, j: int, code: int, up: bool, window, ic: int, s_index: int) -> int | None:
-        """The input cluster where production moved most in the alert's direction, against the
-        baseline's rate of the code on that cluster in the same segment."""
-        n_input = self.fz.n_input_codes
+    def _focus_condition(self, j: int, code: int, up: bool, window, ic: int, s_index: int) -> int | None:
+        """The condition where production moved most in the alert's direction, against the baseline's
+        rate of the code in that condition and segment (``ic``: the ring column of j's cells)."""
+        k = self.fz.n_conditions[j]
         base = self._segment_counts(j, s_index)
         base_rate = (base[:, code] + 0.5) / (base.sum(axis=1) + 1.0)
         codes = np.array([c for _, _, c in window])
-        clusters = codes[:, ic].astype(np.int64)
-        n = np.bincount(clusters, minlength=n_input)[:n_input]
-        hits = np.bincount(clusters, weights=(codes[:, j] == code), minlength=n_input)[:n_input]
+        conditions = codes[:, ic].astype(np.int64) % k
+        n = np.bincount(conditions, minlength=k)[:k]
+        hits = np.bincount(conditions, weights=(codes[:, j] == code), minlength=k)[:k]
         excess = (hits - n * base_rate) * (1 if up else -1)
         best = int(np.argmax(excess))
         return best if excess[best] > 0 and n[best] > 0 else None
@@ -474,7 +477,8 @@ class _Gatherer:
         if focus_code is not None:
             base = base[focus_code: focus_code + 1]
         b_n, b_hits = int(base.sum()), int(base[:, code].sum())
-        rows = [c for _, _, c in window if focus_code is None or int(c[ic]) == focus_code]
+        k = self.fz.n_conditions[j]
+        rows = [c for _, _, c in window if focus_code is None or int(c[ic]) % k == focus_code]
         p_n = len(rows)
         p_hits = sum(1 for c in rows if int(c[j]) == code)
         label = short(self.specs[j].labels[code])

@@ -42,6 +42,7 @@ from detector.config import REVIEW_STRATA, ReviewConfig
 from detector.errors import JanusError
 from detector.features import BEHAVIOUR
 from detector.monitor.alerts import AlertEvent, iso_time
+from detector.monitor.monitor import ALL_SEGMENTS
 from detector.records import Decision
 from detector.review.sample_size import rates_for_target
 
@@ -191,9 +192,8 @@ class ReviewSampler:
         evaluation made that the exception (evaluation rate of the change < UNUSUAL in its cell)."""
         fz = monitor.featurizer
         segment = fz.segment_name(int(matrix.segments[k]))
-        cell = int(matrix.cells[k])
         for (seg, feature), ref in sorted(firing.items()):
-            if seg != segment:
+            if seg not in (segment, ALL_SEGMENTS):
                 continue
             try:
                 j = fz.feature_index(feature)
@@ -204,7 +204,7 @@ class ReviewSampler:
             if ref["code"] not in labels:
                 continue
             c = labels.index(ref["code"])
-            expected = float(monitor.expected[f][cell, c])
+            expected = float(monitor.expected[f][int(matrix.cells[k, j]), c])
             same = int(matrix.codes[k, j]) == c
             if ref["direction"] != "down":
                 if same and expected < UNUSUAL:
@@ -299,7 +299,6 @@ def _evaluation_context(d: Decision, monitor, matrix, k: int, related: dict | No
     the record (refusal, action, the tools it called, the alerted feature) in its condition cell,
     with the recent production rate in the same cell for contrast."""
     fz = monitor.featurizer
-    cell = int(matrix.cells[k])
     ic = fz.feature_index("input_cluster")
     input_code = int(matrix.codes[k, ic])
     input_spec = fz.specs[ic]
@@ -313,7 +312,6 @@ def _evaluation_context(d: Decision, monitor, matrix, k: int, related: dict | No
     if related is not None:
         names.append(related["feature"])
     behaviours = []
-    window_n = float(monitor.window_n[cell])
     for name in dict.fromkeys(names):
         try:
             j = fz.feature_index(name)
@@ -322,19 +320,22 @@ def _evaluation_context(d: Decision, monitor, matrix, k: int, related: dict | No
             continue
         spec = fz.specs[j]
         code = int(matrix.codes[k, j])
+        cell = int(matrix.cells[k, j])
+        window_n = float(monitor.window[f][cell].sum())
         behaviours.append({
             "feature": name,
             "code": spec.labels[code],
+            "condition": fz.describe_condition(j, fz.condition_of_cell(j, cell)[1]),
             "evaluation_rate": float(monitor.expected[f][cell, code]),
             "evaluation_records": int(monitor.baseline.counts[j][cell].sum()),
             "production_rate": float(monitor.window[f][cell, code] / window_n) if window_n >= 1 else None,
+            "production_window_records": round(window_n, 1),
         })
     return {
         "baseline_version": monitor.baseline.version,
         "segment": fz.segment_name(int(matrix.segments[k])),
         "input_cluster": input_spec.labels[input_code],
         "input_example": input_spec.examples[input_code] if input_code < len(input_spec.examples) else "",
-        "production_window_records": round(window_n, 1),
         "behaviours": behaviours,
     }
 

@@ -1,0 +1,290 @@
+"""Conditions: the strata of inputs that *predict* each behaviour, not the inputs' lexical topic.
+
+Behaviour is judged given the input: the null for a production decision is what the model did
+in evaluation on inputs of the same condition. Real requests come wrapped in greetings, pasted
+context and sign-offs, so clustering the input text groups requests by their boilerplate. Here a
+condition is a stratum of the *predicted behaviour*: per behaviour feature, a regularised
+logistic regression on hashed word uni- and bigrams of the input estimates P(code | input); the
+records are then grouped by their predicted behaviour profile, all features at once (k-means on
+the square roots of the predicted distributions, a Hellinger geometry in which a rare kind with a
+distinct rate on any behaviour lies far from the crowd and keeps its own stratum). Words that do
+not predict behaviour (greetings, order numbers) get no weight, so they neither split nor merge
+conditions.
+
+Cross-fitting keeps the strata honest. Each record belongs to one of ``folds`` folds by a hash
+of its decision id; the model of fold k is fitted on the other folds, and places the records of
+fold k, evaluation and production alike. An evaluation record is therefore never placed by a
+model that saw it, and a production record is placed by the same rule as the evaluation records
+of its fold, so under no change the condition of a production record has the same distribution
+as in evaluation, and the baseline counts per stratum are unbiased for production.
+
+An input unlike every evaluation input (most of its words never seen in evaluation, beyond what
+evaluation inputs themselves show out of fold) is *novel*: stratum 0, whose behaviour is not
+scored against anyone's null; the input-mix features report it instead.
+
+User-defined conditions (``features.condition_attributes``, e.g. an ``intent`` attribute set by
+a router) replace the fitted strata: each value is its own condition.
+
+>>> import numpy as np
+>>> texts = [f"Hello! {'refund please' if i % 3 == 0 else 'where is my parcel'} thanks" for i in range(300)]
+>>> targets = {"refused": np.array([2 if i % 3 == 0 else 1 for i in range(300)])}
+>>> model = ConditionModel(strata=4, folds=3).fit(texts, [f"d{i}" for i in range(300)], targets, {"refused": 1})
+>>> s = model.strata(["Hello! refund please", "Hello! where is my parcel thanks"], ["x1", "x2"])
+>>> bool(s[0] != s[1]) and bool((s > 0).all())
+True
+"""
+
+from __future__ import annotations
+
+import warnings
+import zlib
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import sparse
+from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.feature_extraction.text import HashingVectorizer
+from sklearn.linear_model import LogisticRegression
+
+NOVEL = 0  # condition code of a novel input
+_PARTS = ("coef", "intercept", "classes")
+_HASH_FEATURES = 2**18
+
+
+def fold_of(decision_ids: Sequence[str], folds: int) -> np.ndarray:
+    """The cross-fitting fold of each record: a stable hash of its decision id."""
+    return np.fromiter((zlib.crc32(d.encode("utf-8", "surrogatepass")) % folds for d in decision_ids),
+                       dtype=np.int64, count=len(decision_ids))
+
+
+def _vectorizer() -> HashingVectorizer:
+    return HashingVectorizer(n_features=_HASH_FEATURES, ngram_range=(1, 2), binary=True, norm=None,
+                             alternate_sign=False, dtype=np.float32)
+
+
+class ConditionModel:
+    """Per behaviour feature, cross-fitted strata of P(code | input text).
+
+    Configured in ``__init__``; :meth:`fit` learns from evaluation inputs and each feature's codes;
+    :meth:`strata` gives each record's stratum per feature (0 = novel input).
+    """
+
+    def __init__(self, strata: int = 8, folds: int = 3, vocabulary: int = 8192, min_df: int = 2,
+                 regularisation: float = 0.1, min_stratum: int = 30, novelty_rate: float = 0.001,
+                 prefix_chars: int = 4000, seed: int = 0):
+        self.n_strata = strata
+        self.folds = folds
+        self.vocabulary_size = vocabulary
+        self.min_df = min_df
+        self.regularisation = regularisation
+        self.min_stratum = min_stratum
+        self.novelty_rate = novelty_rate
+        self.prefix_chars = prefix_chars
+        self.seed = seed
+        self.columns = np.zeros(0, dtype=np.int64)  # hashed n-gram ids kept, sorted
+        self.fold_df = np.zeros((folds, 0), dtype=np.int32)  # document frequency of each kept column per fold
+        self.novel_threshold = 1.0  # share of unknown n-grams above which an input is novel
+        # feature → (coef (folds, V, C), intercept (folds, C), classes (K,))
+        self.models: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.centroids = np.zeros((0, 0), dtype=np.float32)  # strata of the predicted profile
+        self.descriptions: list[str] = []  # per stratum code, the words that mark its inputs
+
+    # ---- fitting -----------------------------------------------------------------------------
+    def _hash(self, texts: Sequence[str | None]) -> sparse.csr_matrix:
+        prefix = self.prefix_chars
+        return _vectorizer().transform([(t or "")[:prefix] for t in texts]).tocsr()
+
+    def _restrict(self, hashed: sparse.csr_matrix) -> tuple[sparse.csr_matrix, np.ndarray]:
+        """Columns of the kept vocabulary, and each row's count of n-grams outside it."""
+        total = np.diff(hashed.indptr)
+        x = hashed[:, self.columns].tocsr()
+        return x, total - np.diff(x.indptr)
+
+    def fit(self, texts: Sequence[str | None], decision_ids: Sequence[str], targets: dict[str, np.ndarray],
+            first_present: dict[str, int]) -> ConditionModel:
+        """``targets``: per feature, each record's code; codes below ``first_present[name]`` (missing,
+        unseen) are not behaviour and are left out of that feature's model."""
+        hashed = self._hash(texts)
+        fold = fold_of(decision_ids, self.folds)
+        df = np.asarray((hashed > 0).sum(axis=0)).ravel()
+        keep = np.flatnonzero(df >= self.min_df)
+        if len(keep) > self.vocabulary_size:
+            keep = np.sort(keep[np.argsort(-df[keep], kind="stable")[: self.vocabulary_size]])
+        self.columns = keep.astype(np.int64)
+        x, _ = self._restrict(hashed)
+        self.fold_df = np.stack([np.asarray((x[fold == k] > 0).sum(axis=0)).ravel() for k in range(self.folds)]
+                                ).astype(np.int32)
+        unknown = self._unknown_share(hashed, fold)
+        self.novel_threshold = float(min(np.quantile(unknown, 1.0 - self.novelty_rate) + 1e-9, 1.0)) \
+            if len(unknown) else 1.0
+        novel = unknown > self.novel_threshold
+        self.models, self.descriptions = {}, []
+        for name, codes in targets.items():
+            fitted = self._fit_feature(x, fold, codes, first_present[name], novel)
+            if fitted is not None:
+                self.models[name] = fitted
+        self.centroids = np.zeros((0, 0), dtype=np.float32)
+        rows = np.flatnonzero(~novel)
+        if self.models and len(rows) >= 2 * self.min_stratum:
+            z = self._profile(x[rows], fold[rows])
+            k = int(min(self.n_strata, len(rows) // self.min_stratum, len(np.unique(z.round(4), axis=0))))
+            centroids = KMeans(n_clusters=max(k, 1), n_init=3, random_state=self.seed).fit(z).cluster_centers_
+            self.centroids = self._merge_small(z, centroids).astype(np.float32)
+        return self
+
+    def _profile(self, x: sparse.csr_matrix, fold: np.ndarray) -> np.ndarray:
+        """Square roots of every modelled feature's predicted distribution, side by side."""
+        return np.hstack([np.sqrt(self._probabilities(x, fold, coef, intercept))
+                          for coef, intercept, _ in self.models.values()])
+
+    def _unknown_share(self, hashed: sparse.csr_matrix, fold: np.ndarray) -> np.ndarray:
+        """Per record, the share of its n-grams that its fold's model has not seen min_df times."""
+        x, outside = self._restrict(hashed)
+        total = np.maximum(np.diff(hashed.indptr), 1)
+        known_df = self.fold_df.sum(axis=0)[None, :] - self.fold_df  # (folds, V): df outside each fold
+        unknown = outside.astype(np.float64)
+        for k in range(self.folds):
+            rows = np.flatnonzero(fold == k)
+            if len(rows):
+                sub = x[rows]
+                rare = (known_df[k] < self.min_df).astype(np.float32)
+                unknown[rows] += sub @ rare
+        return unknown / total
+
+    def _fit_feature(self, x: sparse.csr_matrix, fold: np.ndarray, codes: np.ndarray, first: int,
+                     novel: np.ndarray):
+        rows = np.flatnonzero((codes >= first) & ~novel)
+        if x.shape[1] == 0 or len(rows) < 2 * self.min_stratum:
+            return None
+        y = codes[rows].astype(np.int64)
+        # Codes too rare to learn from share one class: the strata need P(code | input) only roughly.
+        values, counts = np.unique(y, return_counts=True)
+        rare = values[counts < 5 * self.folds]
+        if len(rare):
+            y[np.isin(y, rare)] = rare[0]
+        labels = np.unique(y)
+        if len(labels) < 2:
+            return None
+        width = 1 if len(labels) == 2 else len(labels)
+        coef = np.zeros((self.folds, x.shape[1], width), dtype=np.float32)
+        intercept = np.full((self.folds, width), -30.0, dtype=np.float32)  # a class a fold never saw: ~0
+        for k in range(self.folds):
+            train = fold[rows] != k
+            classes = np.unique(y[train])
+            if len(classes) < 2:
+                return None
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                lr = LogisticRegression(C=self.regularisation, max_iter=200, tol=1e-3).fit(x[rows[train]], y[train])
+            if width == 1:
+                coef[k, :, 0], intercept[k, 0] = lr.coef_[0], lr.intercept_[0]
+            elif len(classes) == 2:  # a multi-class feature with two classes in this fold
+                where = np.searchsorted(labels, classes)
+                coef[k, :, where[1]], intercept[k, where[1]], intercept[k, where[0]] = lr.coef_[0], lr.intercept_[0], 0.0
+            else:
+                where = np.searchsorted(labels, classes)
+                coef[k][:, where], intercept[k, where] = lr.coef_.T, lr.intercept_
+        return coef, intercept, labels.astype(np.int16)
+
+    def _merge_small(self, z: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+        """Drop strata holding fewer than ``min_stratum`` records (their records join the nearest)."""
+        while len(centroids) > 1:
+            sizes = np.bincount(_nearest(z, centroids), minlength=len(centroids))
+            small = int(np.argmin(sizes))
+            if sizes[small] >= self.min_stratum:
+                break
+            centroids = np.delete(centroids, small, axis=0)
+        return centroids
+
+    @staticmethod
+    def _probabilities(x: sparse.csr_matrix, fold: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+        width = coef.shape[2]
+        scores = np.empty((x.shape[0], width), dtype=np.float64)
+        for k in range(coef.shape[0]):
+            rows = np.flatnonzero(fold == k)
+            if len(rows):
+                scores[rows] = x[rows] @ coef[k] + intercept[k]
+        if width == 1:
+            p = 1.0 / (1.0 + np.exp(-scores[:, 0]))
+            return np.column_stack([1.0 - p, p])
+        scores -= scores.max(axis=1, keepdims=True)
+        e = np.exp(scores)
+        return e / e.sum(axis=1, keepdims=True)
+
+    # ---- use -----------------------------------------------------------------------------------
+    @property
+    def n_conditions(self) -> int:
+        """Condition codes, including the novel code 0."""
+        return 1 + max(len(self.centroids), 1)
+
+    def strata(self, texts: Sequence[str | None], decision_ids: Sequence[str]) -> np.ndarray:
+        """Each record's condition: 1..S, or 0 (NOVEL) for an input unlike every evaluation input."""
+        n = len(texts)
+        if n == 0:
+            return np.zeros(0, dtype=np.int16)
+        fold = fold_of(decision_ids, self.folds)
+        hashed = self._hash(texts)
+        novel = self._unknown_share(hashed, fold) > self.novel_threshold
+        if len(self.centroids):
+            x, _ = self._restrict(hashed)
+            out = (_nearest(self._profile(x, fold), self.centroids) + 1).astype(np.int16)
+        else:
+            out = np.ones(n, dtype=np.int16)
+        out[novel] = NOVEL
+        return out
+
+    def describe(self, texts: Sequence[str | None], decision_ids: Sequence[str], top: int = 3) -> list[str]:
+        """Per stratum code, the words that mark its inputs, for alert sentences: words common in
+        the stratum and over-represented there (share × log lift)."""
+        if not len(self.centroids) or not texts:
+            return []
+        strata = self.strata(texts, decision_ids)
+        analyze = _vectorizer().build_analyzer()
+        docs = [set(w for w in analyze((t or "")[: self.prefix_chars]) if not any(ch.isdigit() for ch in w))
+                for t in texts]
+        overall = Counter(w for d in docs for w in d)
+        n = len(docs)
+        out = [""] * self.n_conditions
+        for code in range(1, len(out)):
+            members = [d for d, c in zip(docs, strata) if c == code]
+            inside = Counter(w for d in members for w in d)
+            floor = max(3, len(members) // 10)
+            score = {w: (c / len(members)) * np.log((c / len(members)) / (overall[w] / n))
+                     for w, c in inside.items() if c >= floor}
+            words = sorted((w for w in score if score[w] > 0), key=lambda w: (-score[w], w))[:top]
+            out[code] = ", ".join(f"“{w}”" for w in words)
+        return out
+
+    # ---- persistence ---------------------------------------------------------------------------
+    def state(self, prefix: str) -> tuple[dict, dict[str, np.ndarray]]:
+        meta = {"strata": self.n_strata, "folds": self.folds, "vocabulary": self.vocabulary_size,
+                "min_df": self.min_df, "regularisation": self.regularisation, "min_stratum": self.min_stratum,
+                "novelty_rate": self.novelty_rate, "prefix_chars": self.prefix_chars, "seed": self.seed,
+                "novel_threshold": self.novel_threshold, "features": list(self.models),
+                "descriptions": self.descriptions}
+        arrays = {f"{prefix}.columns": self.columns, f"{prefix}.fold_df": self.fold_df,
+                  f"{prefix}.centroids": self.centroids}
+        for i, name in enumerate(self.models):
+            for part, value in zip(_PARTS, self.models[name]):
+                arrays[f"{prefix}.{i}.{part}"] = value
+        return meta, arrays
+
+    @classmethod
+    def from_state(cls, meta: dict, arrays: dict[str, np.ndarray], prefix: str) -> ConditionModel:
+        model = cls(meta["strata"], meta["folds"], meta["vocabulary"], meta["min_df"], meta["regularisation"],
+                    meta["min_stratum"], meta["novelty_rate"], meta["prefix_chars"], meta["seed"])
+        model.columns = arrays[f"{prefix}.columns"].astype(np.int64)
+        model.fold_df = arrays[f"{prefix}.fold_df"].astype(np.int32)
+        model.novel_threshold = float(meta["novel_threshold"])
+        model.descriptions = list(meta["descriptions"])
+        model.centroids = arrays[f"{prefix}.centroids"]
+        model.models = {name: tuple(arrays[f"{prefix}.{i}.{part}"] for part in _PARTS)
+                        for i, name in enumerate(meta["features"])}
+        return model
+
+
+def _nearest(z: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    d2 = (z**2).sum(axis=1)[:, None] - 2.0 * z @ centroids.T + (centroids**2).sum(axis=1)[None, :]
+    return np.argmin(d2, axis=1)
