@@ -51,14 +51,15 @@ def test_null_streams_respect_the_arl_with_estimated_baselines(n_baseline):
 
 
 def test_an_uncorrected_threshold_fails_the_same_test():
-    """Control: point-estimate nulls and a per-test threshold break the ARL, so the test above can
-    fail. Measured as time to the first false alarm (an open alert hides later ones)."""
+    """Control: fixed point-estimate nulls (the predictive does not learn) and a per-test threshold
+    break the ARL, so the test above can fail. Measured as time to the first false alarm (an open
+    alert hides later ones)."""
     arl, runs, length, n_baseline = 2000.0, 8, 20_000, 500
     first_alarms, exposure = 0, 0
     for seed in range(runs):
         rng = np.random.default_rng(1000 * n_baseline + seed)
-        monitor = Monitor(build_baseline(synthetic(rng, n_baseline, "evaluation")), arl=arl,
-                          config=DetectionConfig(credible_level=0.5))
+        monitor = Monitor(build_baseline(synthetic(rng, n_baseline, "evaluation")), arl=arl)
+        monitor._learns = False
         # Per test: every component against the ARL itself (a sum, not the family's mean; no
         # Bonferroni split over features), each null the baseline's point estimate.
         monitor._log_weights = np.zeros_like(monitor._log_weights)
@@ -101,7 +102,7 @@ def scenario_baseline(tmp_path_factory):
 def _scenario_alarms(scenario, baseline):
     logs = simulate(scenario, 11, n_evaluation=20_000, n_production=14_000, change_at=3000)
     values = [orjson.dumps(r) for r in logs.production]
-    monitor = Monitor(baseline, arl=1e4)
+    monitor = Monitor(baseline, arl=1e6)  # 14,000 records: at 1e4 a false alarm would be likely
     events = []
     for i in range(0, len(values), 2000):
         events += monitor.update(parse_values(values[i:i + 2000], first_position=i).decisions)
@@ -121,8 +122,8 @@ def test_input_mix_shift_is_an_input_alert_not_a_behaviour_alert(scenario_baseli
 
 
 @pytest.mark.parametrize("scenario,feature,code,direction", [
-    ("compliance-gap", "refused", "false", "up"),
-    ("gradual-ramp", "refused", "false", "up"),
+    ("compliance-gap", "refused", "true", "down"),
+    ("gradual-ramp", "refused", "true", "down"),
     ("tool-shift", "tool:send_email", "present", "up"),
     ("reasoning-unmonitored", "oversight_phrases", None, "up"),
 ])
@@ -142,9 +143,10 @@ def test_each_real_change_is_found_on_the_right_feature(scenario_baseline, scena
 def test_compliance_gap_sentence_names_the_inputs_and_the_rates(scenario_baseline):
     _, fired = _scenario_alarms("compliance-gap", scenario_baseline)
     alert = fired[0]
-    # The cell that moved is a harmful-request template, and the rates straddle 5% → 20%.
-    assert alert.evaluation_rate < 0.12 < alert.production_rate
-    assert "on inputs like" in alert.message
+    # The condition that moved holds the harmful requests: refusals fall from ~95% to ~80%.
+    assert alert.feature == "refused" and alert.code == "true"
+    assert alert.production_rate < 0.9 < alert.evaluation_rate
+    assert "on inputs marked by" in alert.message
 
 
 def test_checkpoint_restore_gives_identical_alerts(tmp_path):
@@ -182,7 +184,7 @@ def test_count_vectors_path_matches_records_path():
     by_counts = Monitor(baseline, arl=1e4)
     fz = baseline.featurizer
     for d in production:  # one record per count vector: the same e-values, the same statistics
-        by_counts.update_counts(count_codes(fz.transform([d]), fz.n_cells, [s.n_codes for s in fz.specs]))
+        by_counts.update_counts(count_codes(fz.transform([d]), fz))
     np.testing.assert_allclose(by_counts.log_r, by_records.log_r, rtol=1e-9, atol=1e-9)
 
 

@@ -142,6 +142,7 @@ class Monitor:
         self.segment_records = np.zeros(self.n_rows, dtype=np.int64)
         self.n_production = 0
         self.unbaselined_versions: Counter[str] = Counter()
+        self._learns = True  # False: a fixed posterior-mean null (only for tests that show it fails)
 
     # ---- public views ----------------------------------------------------------------------------
     @property
@@ -246,7 +247,7 @@ class Monitor:
             k = self._n_codes[f]
             cells = matrix.cells[rows, j].astype(np.int64)
             codes = matrix.codes[rows, j].astype(np.int64)
-            learn = learning_segment[matrix.segments[rows], f]
+            learn = learning_segment[matrix.segments[rows], f] & self._learns
             keys = cells * k + codes
             before_key = np.zeros(len(rows))
             before_cell = np.zeros(len(rows))
@@ -264,13 +265,36 @@ class Monitor:
 
     def update_matrix(self, matrix: FeatureMatrix, decision_ids: Sequence[str], positions: np.ndarray,
                       times: np.ndarray) -> list[AlertEvent]:
-        """The vectorised core: featurised production records, in stream order."""
+        """The vectorised core: featurised production records, in stream order.
+
+        Whether the null learns a record depends on whether its feature's alert fired before it, so
+        a batch in which an alert fires or resolves is cut after that record and the rest is scored
+        again: results do not depend on where batches start and end.
+        """
         n = len(matrix.cells)
-        if n == 0:
-            return []
+        events: list[AlertEvent] = []
+        start = 0
+        while start < n:
+            saved = self._snapshot()
+            part = _rows(matrix, start, n)
+            found, first_row = self._score(part, decision_ids[start:], positions[start:], times[start:])
+            if found and first_row < n - start - 1:
+                self._restore_snapshot(saved)  # score up to the first transition, then go on from there
+                part = _rows(matrix, start, start + first_row + 1)
+                found, _ = self._score(part, decision_ids[start:], positions[start:], times[start:])
+                start += first_row + 1
+            else:
+                start = n
+            events += found
+        events.sort(key=lambda e: (e.record_index, e.feature))
+        return events
+
+    def _score(self, matrix: FeatureMatrix, decision_ids, positions, times) -> tuple[list[AlertEvent], int]:
+        """Score ``matrix``; its events and the batch row of the first one."""
+        n = len(matrix.cells)
         lr = self._ratios(matrix)
         batch = _Batch(matrix, decision_ids, positions, times, self.window, self.features)
-        events: list[AlertEvent] = []
+        events: list[tuple[int, AlertEvent]] = []
         for s in np.unique(matrix.segments):
             rows = np.flatnonzero(matrix.segments == s)
             events.extend(self._run_segment(int(s), rows, lr[rows], batch))
@@ -280,10 +304,18 @@ class Monitor:
             self.segment_records[self.all_row] += n
         self._advance_window(matrix)
         self.n_production += n
-        events.sort(key=lambda e: (e.record_index, e.feature))
-        return events
+        first = min((row for row, _ in events), default=n)
+        return [e for _, e in events], first
 
-    def _run_segment(self, s: int, rows: np.ndarray, lr: np.ndarray, batch: _Batch) -> list[AlertEvent]:
+    def _snapshot(self) -> tuple:
+        return (self.log_r.copy(), self.firing.copy(), self.quiet_time.copy(), [a.copy() for a in self.seen],
+                [w.copy() for w in self.window], self.segment_records.copy(), self.n_production)
+
+    def _restore_snapshot(self, saved: tuple) -> None:
+        (self.log_r, self.firing, self.quiet_time, self.seen, self.window, self.segment_records,
+         self.n_production) = saved
+
+    def _run_segment(self, s: int, rows: np.ndarray, lr: np.ndarray, batch: _Batch) -> list[tuple[int, AlertEvent]]:
         events = []
         base = 0  # rows before `base` are done (a resolution restarted the path there)
         r0 = np.exp(self.log_r[s])
@@ -301,8 +333,8 @@ class Monitor:
             for f in np.flatnonzero(crossed[hit[0]]):
                 row = rows[base + at]
                 self._note_quiet(s, f, mix[: at + 1, f], rows[base: base + at + 1], batch)
-                events.append(self._event(s, int(f), row, float(mix[at, f]), np.log(path[at]), batch,
-                                          "resolved" if firing[f] else "firing"))
+                events.append((int(row), self._event(s, int(f), row, float(mix[at, f]), np.log(path[at]), batch,
+                                                     "resolved" if firing[f] else "firing")))
                 firing[f] = not firing[f]
                 if not firing[f]:
                     resolved.append(int(f))
@@ -507,6 +539,10 @@ class Monitor:
         monitor.n_production = int(meta["n_production"])
         monitor.unbaselined_versions = Counter(meta["unbaselined_versions"])
         return monitor
+
+
+def _rows(matrix: FeatureMatrix, start: int, stop: int) -> FeatureMatrix:
+    return FeatureMatrix(matrix.codes[start:stop], matrix.cells[start:stop], matrix.segments[start:stop])
 
 
 class _Batch:

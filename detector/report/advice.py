@@ -6,9 +6,10 @@ Sample size
 A detector that knows the evaluation rate ``p`` of a code exactly and the rate ``p1`` after a
 change needs about ``log(ARL·F) / KL(p1‖p)`` production records to alarm (F features share the
 false-alarm budget; KL in nats per record; Lorden/Pollak). Janus does not know ``p``: it only has
-the evaluation sample, so a detector for "code more frequent" uses the *upper* end ``p⁺`` of the
-baseline's credible interval as its null (:mod:`detector.monitor.nulls`) and tilts from there.
-Its expected evidence per post-change record is then
+the evaluation sample, and scores against its posterior predictive (:mod:`detector.monitor.nulls`),
+whose error is about one posterior standard deviation. The advice models that as a null at the
+one-sd end ``p⁺`` of the posterior (level ``ADVICE_LEVEL``), tilted from there. Its expected
+evidence per post-change record is then
 
     drift(n) = p1·log(q/p⁺) + (1−p1)·log((1−q)/(1−p⁺)),   q = odds tilt of p⁺ by the effect r,
 
@@ -19,13 +20,13 @@ baseline and for an exact one, and the evaluation size ``n*`` at which the finit
 at most ``slack`` (default 1.5×) of the exact-baseline delay — found by bisection on ``n`` with
 the same Jeffreys-Beta bound the detector uses at the model level.
 
-``n*`` does not depend on the ARL: the credible level is fixed, so a finite sample stretches every
+``n*`` does not depend on the ARL: the level is fixed, so a finite sample stretches every
 delay by the same factor whatever the threshold, while the ARL sets the delays themselves. As a
 rule of thumb ``n*`` is several times ``log(ARL·F)/KL`` at the default ARL: the evaluation sample
 must know a rate better than the detector needs to see it move.
 
-It is a *model-wide, optimistic* figure: behaviour is judged per input cluster, whose samples are
-smaller (shrinkage towards the model-wide rate recovers part of the difference).
+It is a *model-wide, optimistic* figure: behaviour is judged per condition, whose samples are
+smaller.
 
 Promotion check
 ---------------
@@ -54,6 +55,7 @@ from detector.monitor.detectors import feature_components
 __all__ = ["FeatureDistance", "SampleSizeAdvice", "monitored_features", "promotion_check", "sample_size_advice"]
 
 CLUSTER_FEATURES = ("output_cluster", "reasoning_cluster", "input_cluster")
+ADVICE_LEVEL = 0.84  # one posterior standard deviation: the typical error of a baseline's rate
 
 
 @dataclass(frozen=True)
@@ -170,13 +172,13 @@ def sample_size_advice(baseline: Baseline, *, arl: float, config: DetectionConfi
             if not min_rate <= p <= 0.5:
                 continue
             kl = float(_bernoulli_kl(_tilt(p, effect), p))
-            drift = float(_drift(p, effect, np.array([float(total)]), config.credible_level)[0])
+            drift = float(_drift(p, effect, np.array([float(total)]), ADVICE_LEVEL)[0])
             threshold = log_budget + math.log(family)
             out.append(SampleSizeAdvice(
                 feature=spec.name, code=spec.labels[k], rate=float(p), effect=effect, arl=float(arl),
                 n_features=len(monitored), family=family, n_records=n,
                 exact_delay=threshold / kl, delay=threshold / drift if drift > 0 else math.inf,
-                needed=needed_records(p, effect, config.credible_level, slack), slack=slack))
+                needed=needed_records(p, effect, ADVICE_LEVEL, slack), slack=slack))
     out.sort(key=lambda a: -a.needed)
     return out
 
