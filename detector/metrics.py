@@ -427,8 +427,8 @@ class JanusMetrics:
         view = _ModelView(monitor, model, str(baseline.version))
         fz = monitor.featurizer
         segments = self._segment_cap(model)
-        for s in range(monitor.n_segments):
-            name = fz.segment_name(s)
+        for s in range(monitor.n_rows):
+            name = monitor.row_name(s)
             view.segment[name] = segments.get(name, trusted=True)
         max_codes = self.config.max_codes
         for j in monitor.features:  # codes in the featurizer's order: past the cap, the last ones fold
@@ -442,7 +442,7 @@ class JanusMetrics:
         # A monitor restored from a checkpoint may already be firing: no event will say so again.
         for s, f in zip(*monitor.firing.nonzero()):
             spec = fz.specs[monitor.features[int(f)]]
-            view.firing.add((fz.segment_name(int(s)), spec.name, spec.kind))
+            view.firing.add((monitor.row_name(int(s)), spec.name, spec.kind))
         return view
 
     def _attach_cue(self, view: _ModelView, cue: CueDetector | None) -> None:

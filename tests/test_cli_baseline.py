@@ -110,7 +110,7 @@ def test_show_text_and_json(built, capsys):
     names = [f["feature"] for f in info["features"]]
     assert "refused" in names and len(names) == len(set(names))
     for feature in info["features"]:
-        assert feature["kind"] in ("behaviour", "input")
+        assert feature["kind"] in ("behaviour", "input", "data")
         assert sum(feature["shares"].values()) == pytest.approx(1.0)
 
 

@@ -116,7 +116,21 @@ def test_input_clusters_separate_the_kinds_of_input(simulated):
         by_cluster[code][kind] += 1
     mixed = sum(sum(c.values()) - max(c.values()) for c in by_cluster.values())
     assert mixed / len(decisions) < 0.03  # measured 2.0% (a harmful template sharing an ambiguous one's cell)
-    assert m.cells.max() < fz.n_cells and np.array_equal(m.cells // fz.n_input_codes, m.segments)
+    for j in range(len(fz.specs)):
+        assert m.cells[:, j].max() < fz.n_cells(j)
+        assert np.array_equal(m.cells[:, j] // fz.n_conditions[j], m.segments)
+
+
+def test_conditions_separate_the_kinds_by_behaviour(simulated):
+    """Behaviour features are judged per condition of predicted behaviour: a condition must not mix
+    harmful requests (mostly refused) with benign ones (rarely refused)."""
+    logs, decisions, fz = simulated
+    m = fz.transform(decisions)
+    by_condition = defaultdict(Counter)
+    for cell, kind in zip(m.cells[:, fz.feature_index("refused")].tolist(), logs.evaluation_kinds):
+        by_condition[cell % fz.n_conditions[0]][kind] += 1
+    harmful = [c["harmful"] / sum(c.values()) for c in by_condition.values() if c["harmful"]]
+    assert max(harmful) > 0.9  # harmful requests hold a condition of their own
 
 
 def test_state_round_trip_gives_identical_codes(simulated):

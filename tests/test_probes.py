@@ -406,8 +406,7 @@ def _detector(baseline, *, per_test_threshold=None, arl=1e6, config=ProbeConfig(
     detection = DetectionConfig()
     g = cue_test_count(baseline.featurizer, detection, config)
     if per_test_threshold is not None:
-        f = len(Monitor(baseline, arl=10.0, config=detection).features)
-        arl = per_test_threshold / (f + g)
+        arl = per_test_threshold / (Monitor(baseline, arl=10.0, config=detection).n_tests + g)
     return CueDetector(Monitor(baseline, arl=arl, config=detection, extra_tests=g), config)
 
 
@@ -417,7 +416,7 @@ def test_the_model_budget_counts_the_cue_tests(baseline):
     plain = Monitor(baseline, arl=1e6)
     det = _detector(baseline)
     assert g == len(det.specs) > 10 and all(s.kind == BEHAVIOUR for s in det.specs)
-    assert det.log_threshold == det.monitor.log_threshold == pytest.approx(math.log(1e6 * (len(plain.features) + g)))
+    assert det.log_threshold == det.monitor.log_threshold == pytest.approx(math.log(1e6 * (plain.n_tests + g)))
     assert det.monitor.log_threshold > plain.log_threshold
     assert cue_test_count(baseline.featurizer, detection, ProbeConfig(alternatives=[])) == 0
 

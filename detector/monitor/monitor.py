@@ -122,9 +122,10 @@ class Monitor:
         self._sizes = np.array(sizes, dtype=np.int64)
         self._log_weights = -np.log(np.maximum(self._sizes, 1)).astype(np.float64)  # the family's mean
         n_features = len(self.features)
-        # Bonferroni over the model's features (the mixture already covers each feature's family).
-        self.log_threshold = float(np.log(self.arl) + np.log(max(n_features + self.extra_tests, 1))
-                                   + np.log(1 + (self.all_row is not None)))
+        # Bonferroni over the model's statistics per record (the mixture already covers each feature's
+        # family): every feature in the record's segment and, with several segments, in "(all)".
+        self.n_tests = n_features * (1 + (self.all_row is not None)) + self.extra_tests
+        self.log_threshold = float(np.log(self.arl) + np.log(max(self.n_tests, 1)))
         self.log_resolve = self.log_threshold + float(np.log(config.resolve_fraction))
         # The SR mixture rests a few nats above 0 under no change; half the threshold is well above
         # that and well below an alarm.

@@ -264,7 +264,7 @@ class ReviewSampler:
 
     # ---- checkpoint state -------------------------------------------------------------------------
     def state(self) -> dict:
-        return {"firing": {m: [dict(ref, segment=s, feature=f) for (s, f), ref in sorted(refs.items())]
+        return {"firing": {m: [dict(sorted(dict(ref, segment=s, feature=f).items())) for (s, f), ref in sorted(refs.items())]
                            for m, refs in sorted(self.firing.items())},
                 "counts": [[m, t, s, n] for (m, t, s), n in sorted(self.counts.items())]}
 
