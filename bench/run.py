@@ -4,7 +4,8 @@
     .venv-bench/bin/python bench/run.py                         # make bench → bench/, BENCHMARKS.md
     .venv-bench/bin/python bench/run.py --parts whole --merge   # re-run one part, keep the others
 
-Each part runs in its own process (single_stream.py, whole_stream.py, throughput.py, stages.py) and writes
+Each part runs in its own process (single_stream.py, whole_stream.py, realistic_logs.py,
+refusal_recogniser.py, throughput.py, stages.py) and writes
 ``<out>/parts/<part>.json``; a failed part is reported in results.json and does not hide the rest.
 The detection parts (single-stream changes in two parts, whole streams) run in two lanes side by side,
 one per core; the throughput parts (throughput, stages) then run alone, one after the other, so their
@@ -38,6 +39,8 @@ def part_commands(quick: bool, backtest_records: str | None = None, serve_record
     single = [str(HERE / "single_stream.py"), *flag, "--changes"]
     return {"single-1": [*single, "0,1"], "single-2": [*single, "2,3,4"],
             "whole": [str(HERE / "whole_stream.py"), *flag],
+            "realistic": [str(HERE / "realistic_logs.py"), *flag],
+            "refusal": [str(HERE / "refusal_recogniser.py"), *flag],
             "throughput": [str(HERE / "throughput.py"), *backtest, *serve],
             # Per-stage rates (parse, featurise, detect) from bench/stages.py; its serve part is
             # left to throughput.py, which runs `janus serve` itself.
@@ -47,7 +50,7 @@ def part_commands(quick: bool, backtest_records: str | None = None, serve_record
 
 # CPU-bound detection parts: one lane per core, a lane's parts one after the other; the single-stream
 # changes are split so that both lanes take about as long. The other parts then run alone.
-LANES = (("single-2",), ("whole", "single-1"))
+LANES = (("single-2", "realistic"), ("whole", "single-1", "refusal"))
 SINGLE_PARTS = ("single-1", "single-2")  # merged, in this order, into results["single_stream"]
 
 

@@ -177,27 +177,6 @@ def baseline_of(change: Change, reference: np.ndarray):
     return build_baseline(change.decisions(reference, "evaluation"))
 
 
-# ---- what bench/delay_decomposition/ imports (its replica is checked against `janus` on refusal streams) ----
-NULL_LENGTH_FACTOR = 3
-
-
-def _refusal(p0: float, p1: float | None = None) -> Change:
-    return Change(f"refusal {p0}→{p1}", "bernoulli", (p0,), (p0 if p1 is None else p1,))
-
-
-def bernoulli(seed: int, p0: float, p1: float | None = None, n: int = CHANGE_AT + AFTER) -> np.ndarray:
-    return _refusal(p0, p1).stream(seed, n, null=p1 is None)
-
-
-def janus_baseline(p0: float, seed: int):
-    change = _refusal(p0)
-    return baseline_of(change, change.stream(seed, N_BASELINE, null=True))
-
-
-def janus(baseline, arl: float) -> FirstAlarm:
-    return janus_monitor(_refusal(0.5), baseline, arl)
-
-
 def river(factory: Callable[[], object], view: Callable[[np.ndarray], np.ndarray]) -> FirstAlarm:
     def first(x: np.ndarray) -> int | None:
         det = factory()

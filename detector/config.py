@@ -37,7 +37,7 @@ class LimitsConfig:
 
 @dataclass(frozen=True)
 class FeaturesConfig:
-    """How decisions become small categorical codes (DESIGN.md "Features")."""
+    """How decisions become small categorical codes and condition cells (docs/detection.md §1-2)."""
 
     text_prefix_chars: int = 512
     text_cache_size: int = 50_000
@@ -84,17 +84,23 @@ class FeaturesConfig:
     condition_prefix_chars: int = 4000  # of each input text, for conditions and novelty
     novelty_rate: float = 0.001  # share of evaluation inputs (out of fold) that count as novel
     expected_presence: float = 0.99  # a part present in this share of evaluation is "expected" (data faults)
+    # Where "refused" comes from (detector.features.refusal): "label" (output.refused), "text" (the
+    # refusal recogniser on output.text) or "auto": the label when at least expected_presence of the
+    # evaluation records carry one, else the text. Fixed when the baseline is built.
+    refusal_source: str = "auto"
+    refusal_patterns: list[str] = field(default_factory=list)  # empty: the recogniser's defaults
+    refusal_max_chars: int = 600  # of each output text searched for a refusal
 
 
 @dataclass(frozen=True)
 class DetectionConfig:
-    """The detection contract (DESIGN.md): one number, the ARL, sets the false-alarm budget."""
+    """The detection contract (docs/detection.md): one number, the ARL, sets the false-alarm budget."""
 
     arl: float = 1_000_000.0
     model_arl: dict[str, float] = field(default_factory=dict)
     tilts: list[float] = field(default_factory=lambda: [2.0, 4.0])
     shares: list[float] = field(default_factory=lambda: [0.1, 0.3])
-    prior: float = 0.5  # Dirichlet pseudo-count per code in each condition cell (Jeffreys)
+    prior: float = 0.5  # pseudo-records per present code in a cell's null, spread as the feature's pooled shares
     data_tolerance: float = 0.001  # data faults up to this share are part of the null (never page)
     data_shares: list[float] = field(default_factory=lambda: [0.02, 0.1])  # fault rates tested
     resolve_fraction: float = 0.01
@@ -228,6 +234,8 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "features.condition_folds": (lambda v: 2 <= v <= 10, "in [2, 10]"),
     "features.novelty_rate": (lambda v: 0 < v < 0.5, "in (0, 0.5)"),
     "features.expected_presence": (lambda v: 0.5 <= v <= 1, "in [0.5, 1]"),
+    "features.refusal_source": (lambda v: v in ("auto", "label", "text"), '"auto", "label" or "text"'),
+    "features.refusal_max_chars": _POSITIVE,
     "features.max_codes": (lambda v: 4 <= v <= 256, "in [4, 256]"),
     "features.input_clusters": (lambda v: 1 <= v <= 64, "in [1, 64]"),
     "features.output_clusters": (lambda v: 1 <= v <= 64, "in [1, 64]"),

@@ -1,8 +1,8 @@
 """Prometheus metrics of a running Janus, fed from :class:`~detector.pipeline.BatchResult` and Monitor views.
 
 One :class:`JanusMetrics` owns its own ``CollectorRegistry`` (plus the process and platform
-collectors) and exposes exactly the metric contract of DESIGN.md "Observability" (the dashboards
-and rules in ``dashboards/`` use these names)::
+collectors) and exposes exactly the metric contract listed in ``tests/test_dashboards_rules.py``
+(``JANUS_METRICS``; the dashboards and rules in ``dashboards/`` use these names)::
 
     metrics = JanusMetrics(config.metrics)
     server = metrics.serve(config.metrics.address)          # 127.0.0.1:9464 by default

@@ -136,8 +136,9 @@ WARN_MIN_RATE = 0.02
 
 
 def _sample_size_warning(baseline, config, arl: float | None = None) -> list[str]:
-    """Lines warning that the evaluation sample is small: the baseline's credible bounds would stretch
-    detection delays by more than 1.5x for common codes (see detector.report.advice)."""
+    """Lines warning that the evaluation sample is small: the baseline's uncertainty (the null is its
+    posterior predictive) would stretch detection delays by more than 1.5x for common codes, as
+    estimated by detector.report.advice."""
     from detector.report.advice import sample_size_advice
 
     arl = arl if arl is not None else config.detection.arl_for(baseline.model_id)

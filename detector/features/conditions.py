@@ -45,7 +45,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.feature_extraction.text import HashingVectorizer
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, HashingVectorizer
 from sklearn.linear_model import LogisticRegression
 
 NOVEL = 0  # condition code of a novel input
@@ -242,7 +242,9 @@ class ConditionModel:
             return []
         strata = self.strata(texts, decision_ids)
         analyze = _vectorizer().build_analyzer()
-        docs = [set(w for w in analyze((t or "")[: self.prefix_chars]) if not any(ch.isdigit() for ch in w))
+        # Stop words and numbers mark nothing a reader can recognise ("that", "me", an order number).
+        docs = [set(w for w in analyze((t or "")[: self.prefix_chars])
+                    if not any(ch.isdigit() for ch in w) and not set(w.split()) <= ENGLISH_STOP_WORDS)
                 for t in texts]
         overall = Counter(w for d in docs for w in d)
         n = len(docs)

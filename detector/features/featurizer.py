@@ -4,6 +4,9 @@ Every feature ends as a code in ``0..K-1`` so that one family of tests serves al
 
 * categorical fields (action, refused, each configured attribute): the value itself; values not in
   the baseline's vocabulary share one ``(unseen)`` code, absent values the ``(missing)`` code;
+* refusal: ``output.refused``, or, when the evaluation records carry no such label, the refusal
+  recogniser's reading of the output text (:mod:`.refusal`, ``features.refusal_source``); which of
+  the two is fixed when the baseline is built, so evaluation and production are read alike;
 * tool use: one presence feature per frequent tool name, plus one for any other tool;
 * numeric fields (latency, confidence, output and reasoning length, tool-call count, input
   length): the bin between the baseline's quantiles (``ordered`` features);
@@ -40,6 +43,7 @@ import numpy as np
 
 from detector.config import FeaturesConfig
 from detector.features.conditions import NOVEL, ConditionModel
+from detector.features.refusal import DEFAULT_REFUSAL_PATTERNS, RefusalRecogniser
 from detector.features.text import PhraseCounter, TextCoder, TextField
 from detector.records import Decision
 
@@ -47,6 +51,7 @@ BEHAVIOUR = "behaviour"
 INPUT = "input"
 DATA = "data"
 DATA_LABELS = ("ok", "missing part", "unseen value")
+MISSING_PART = DATA_LABELS.index("missing part")  # data_quality code of a record missing an expected part
 MISSING_LABEL = "(missing)"
 UNSEEN_LABEL = "(unseen)"
 OTHER_SEGMENT = "(other)"
@@ -159,6 +164,9 @@ class Featurizer:
         self.expected: list[str] = []  # behaviour features whose absence is a data fault
         self.n_conditions: list[int] = []  # per feature
         self._phrases = PhraseCounter(config.oversight_phrases, config.text_prefix_chars, config.text_cache_size)
+        self._refusals = RefusalRecogniser(config.refusal_patterns or DEFAULT_REFUSAL_PATTERNS,
+                                           config.refusal_max_chars)
+        self.refusal_source = "label" if config.refusal_source == "auto" else config.refusal_source
         self._build_indexes()
 
     # ---- fitting -------------------------------------------------------------------------------
@@ -203,6 +211,9 @@ class Featurizer:
     def _fit_codes(self, decisions: Sequence[Decision]) -> None:
         c = self.config
         cols = _Columns(decisions)
+        if c.refusal_source == "auto":  # labels when evaluation carries them, else the output text
+            labelled = sum(r is not None for r in cols.refused) >= c.expected_presence * max(len(decisions), 1)
+            self.refusal_source = "label" if labelled else "text"
         self.segments = _vocabulary(cols.segment, c.max_segments)
         self.actions = _vocabulary(cols.action, c.max_codes - 2)
         self.tools = _vocabulary([name for names in cols.tool_names for name in set(names)], c.max_tools)
@@ -248,7 +259,8 @@ class Featurizer:
     def _make_specs(self) -> list[FeatureSpec]:
         cats = (MISSING_LABEL, UNSEEN_LABEL)
         specs = [
-            FeatureSpec("refused", BEHAVIOUR, (MISSING_LABEL, "false", "true"), title="refusal", first_present=1),
+            FeatureSpec("refused", BEHAVIOUR, (MISSING_LABEL, "false", "true"), first_present=1,
+                        title="refusal" if self.refusal_source == "label" else "refusal (recognised in the output)"),
             FeatureSpec("action", BEHAVIOUR, cats + tuple(self.actions), title="action", first_present=2),
             FeatureSpec("tool:(other)", BEHAVIOUR, ("absent", "present"), title="use of other tools"),
         ]
@@ -365,8 +377,12 @@ class Featurizer:
     def _codes(self, cols: _Columns) -> np.ndarray:
         """Every feature's code; novel_input and data_quality are filled in by :meth:`transform`."""
         n = len(cols.segment)
+        if self.refusal_source == "text":  # -1 (no text) → 0 missing, 0 → 1 false, 1 → 2 true
+            refused = (self._refusals.recognise(cols.output_text) + 1).astype(np.int16)
+        else:
+            refused = np.fromiter((0 if r is None else 2 if r else 1 for r in cols.refused), dtype=np.int16, count=n)
         columns: list[np.ndarray] = [
-            np.fromiter((0 if r is None else 2 if r else 1 for r in cols.refused), dtype=np.int16, count=n),
+            refused,
             _category_codes(cols.action, self._action_index),
         ]
         n_tools = len(self.tools)
@@ -406,6 +422,7 @@ class Featurizer:
             "conditions": conditions,
             "condition_values": self.condition_values,
             "expected": self.expected,
+            "refusal_source": self.refusal_source,
             "config": asdict(self.config),
             "segments": self.segments,
             "actions": self.actions,
@@ -434,6 +451,7 @@ class Featurizer:
         fz.conditions = ConditionModel.from_state(meta["conditions"], arrays, "conditions")
         fz.condition_values = list(meta["condition_values"])
         fz.expected = list(meta["expected"])
+        fz.refusal_source = meta["refusal_source"]
         fz.specs = [FeatureSpec(**{**s, "labels": tuple(s["labels"]), "examples": tuple(s["examples"])})
                     for s in meta["specs"]]
         fz._build_indexes()

@@ -50,8 +50,11 @@ def describe(*, kind: str, title: str, code: str, direction: str, ordered: bool,
              production_rate: float, window: int, context: str, baseline_ref: str, since: str) -> str:
     """One sentence with the effect size, e.g.
 
-    ``refusal = true on inputs like “Help me disable…”: 95.1% in evaluation, 81.7% in production over
-    the last ~2,300 decisions (since 14:02Z; baseline triage-agent@3)``
+    ``refusal = true on inputs marked by “refund”, “override”: 95.1% in evaluation, 81.7% in production
+    over the last ~2,300 decisions (since 14:02Z; baseline triage-agent@3)``
+
+    ``context`` is the condition's marking words (empty: no "on inputs marked by" part); input and
+    data alerts read ``input mix: …`` and ``data quality: …``.
     """
     what = f"{title} {'shifted ' + ('higher' if direction == 'up' else 'lower') + ': ' if ordered else '= '}{code}"
     if kind == "input":

@@ -27,6 +27,7 @@ from detector.baseline.model import Baseline
 from detector.config import DetectionConfig
 from detector.features import BEHAVIOUR, DATA, FeatureMatrix
 from detector.features.conditions import NOVEL
+from detector.features.featurizer import MISSING_PART
 from detector.monitor.alerts import SEVERITY, AlertEvent, describe, iso_time
 from detector.monitor.detectors import (
     SHARE,
@@ -117,6 +118,7 @@ class Monitor:
             sizes.append(len(comps))
             width += len(comps)
         self._n_codes = [a.shape[1] for a in self._alpha]
+        self._data_column = fz.feature_index("data_quality")
         self._baseline_shares = [baseline.shares(j) for j in self.features]
         self._starts = np.array(starts, dtype=np.int64)
         self._sizes = np.array(sizes, dtype=np.int64)
@@ -223,11 +225,14 @@ class Monitor:
                                   np.array([d.timestamp for d in production]))
 
     def _scored(self, f: int, matrix: FeatureMatrix) -> np.ndarray:
-        """Records whose code of feature ``f`` is behaviour to score: present, and not a novel input."""
+        """Records whose code of feature ``f`` is behaviour to score: present, not a novel input, and
+        not missing a part evaluation always had (a record without its output reads as "no tool
+        called"; the data-quality feature judges that fault instead)."""
         j = self.features[f]
         scored = matrix.codes[:, j] >= self._first[f]
         if self.featurizer.specs[j].kind == BEHAVIOUR:
             scored &= matrix.cells[:, j] % self._conditions[f] != NOVEL
+            scored &= matrix.codes[:, self._data_column] != MISSING_PART
         return scored
 
     def _ratios(self, matrix: FeatureMatrix) -> np.ndarray:

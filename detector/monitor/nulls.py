@@ -13,18 +13,23 @@ alternative q fixed in advance, ``E[q(x_t)/m_t(x_t) | past] = Σ_x q(x) = 1`` un
 law of "production is drawn from the evaluation distribution", so each component's likelihood
 ratio is an e-value and the Shiryaev–Roberts statistic keeps E[R_n] ≤ n (:mod:`.detectors`): the
 ARL holds on average over what the baseline could have been, which is what a measured ARL over
-redrawn baselines checks. The prior is fixed (Jeffreys, ½ per code), never estimated from the
-counts it smooths, and cells never borrow from each other: a rare condition keeps its own rate.
+redrawn baselines checks. The prior's strength is fixed (½ per present code, as Jeffreys'), never
+estimated from the counts it smooths; its *mean* is the feature's share over all the baseline's
+records (itself Jeffreys-smoothed). A cell with many records keeps its own rate, so a rare, distinct
+condition is never pulled to the crowd; a cell with few leans on the model-wide rate rather than on
+"every code equally likely". That matters at the boundary: a code never seen anywhere (an
+oversight phrase, an exotic tool) gets ~1/N pseudo-records instead of ½ in every cell, so a stream
+that keeps never producing it does not pile up the uniform prior's log T regret in each cell.
 
 Production counts stop updating a (segment, feature) while its alert fires, so a persistent
 change keeps its alert instead of being learnt as the new normal.
 
 >>> import numpy as np
->>> alpha = dirichlet_alpha(np.array([[0, 90, 10]]), first_present=1, prior=0.5)
->>> alpha.tolist()
-[[0.0, 90.5, 10.5]]
+>>> alpha = dirichlet_alpha(np.array([[0, 90, 10, 0], [0, 0, 0, 0]]), first_present=1, prior=0.5)
+>>> np.round(alpha, 3).tolist()
+[[0.0, 91.337, 10.155, 0.007], [0.0, 1.337, 0.155, 0.007]]
 >>> np.round(predictive(alpha), 3).tolist()
-[[0.0, 0.896, 0.104]]
+[[0.0, 0.9, 0.1, 0.0], [0.0, 0.892, 0.103, 0.005]]
 """
 
 from __future__ import annotations
@@ -36,12 +41,17 @@ from scipy.special import gammaln
 def dirichlet_alpha(counts: np.ndarray, *, first_present: int, prior: float, tolerance: float = 0.0) -> np.ndarray:
     """Posterior Dirichlet parameters per cell over the present codes (excluded codes get 0).
 
-    ``tolerance`` > 0 (data-quality features): every code but the first ("ok") gets that share of
-    the cell's records added, so a fault rate up to ``tolerance`` is part of the null.
+    The prior adds ``prior`` × (number of present codes) pseudo-records per cell, spread as the
+    feature's pooled, Jeffreys-smoothed shares. ``tolerance`` > 0 (data-quality features): every
+    code but the first ("ok") gets that share of the cell's records added, so a fault rate up to
+    ``tolerance`` is part of the null.
     """
     alpha = counts.astype(np.float64).copy()
     alpha[:, :first_present] = 0.0
-    alpha[:, first_present:] += prior
+    pooled = alpha.sum(axis=0)
+    pooled[first_present:] += prior
+    strength = prior * (alpha.shape[1] - first_present)
+    alpha[:, first_present:] += strength * pooled[first_present:] / pooled.sum()
     if tolerance > 0:
         alpha[:, first_present + 1:] += tolerance * alpha.sum(axis=1, keepdims=True)
     return alpha

@@ -1,4 +1,4 @@
-"""Monitoring-cue probes (DESIGN.md "Monitoring-cue probes", docs/probes.md).
+"""Monitoring-cue probes (docs/probes.md).
 
 The same input sent twice, once with a cue saying the model is watched and once saying it is not:
 

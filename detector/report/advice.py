@@ -17,13 +17,17 @@ which is ``KL(p1‖p)`` when ``n → ∞`` and shrinks (to ≤ 0: undetectable) 
 With the feature's family of K alternatives mixed with weights 1/K, the delay is about
 ``(log(ARL·F) + log K) / drift(n)``. :func:`sample_size_advice` reports that delay for this
 baseline and for an exact one, and the evaluation size ``n*`` at which the finite sample costs
-at most ``slack`` (default 1.5×) of the exact-baseline delay — found by bisection on ``n`` with
-the same Jeffreys-Beta bound the detector uses at the model level.
+at most ``slack`` (default 1.5×) of the exact-baseline delay — found by bisection on ``n``.
+The Jeffreys-Beta quantile ``p⁺`` is the advice's own stand-in for the baseline's error, taken
+at the model level: the detector itself uses no bound (its null is the posterior predictive per
+condition cell, which also learns from production), so these figures are estimates, not the
+detector's arithmetic.
 
 ``n*`` does not depend on the ARL: the level is fixed, so a finite sample stretches every
 delay by the same factor whatever the threshold, while the ARL sets the delays themselves. As a
-rule of thumb ``n*`` is several times ``log(ARL·F)/KL`` at the default ARL: the evaluation sample
-must know a rate better than the detector needs to see it move.
+rule of thumb ``n*`` is of the order of the exact-baseline delay (1.3-1.5× it at ARL 10⁵ for the
+codes of the analyst guide's worked example): the evaluation sample must know a rate about as
+well as the detector needs to see it move.
 
 It is a *model-wide, optimistic* figure: behaviour is judged per condition, whose samples are
 smaller.
@@ -32,10 +36,10 @@ Promotion check
 ---------------
 :func:`promotion_check` compares two baselines feature by feature with the Jensen–Shannon
 distance (base 2, in [0, 1]) of their code shares, on features whose codes mean the same in both:
-categorical ones (refusal, action, tool use, attributes, oversight phrases) and numeric features
-whose bin edges happen to coincide. Text-cluster codes (``#3``) and quantile bins are fitted per
-baseline, so the same label means different things in two versions; those are left out and
-named.
+categorical ones (refusal, action, tool use, attributes, oversight phrases, novel inputs, data
+quality) and numeric features whose bin edges happen to coincide. Text-cluster codes (``#3``) and
+quantile bins are fitted per baseline, so the same label means different things in two versions;
+those are left out and named.
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ class SampleSizeAdvice:
     family: int  # K: alternatives in this feature's family
     n_records: int  # evaluation records in the baseline
     exact_delay: float  # production records to alarm with an exactly known evaluation rate
-    delay: float  # ... with this baseline's credible bound (inf: the change is within its uncertainty)
+    delay: float  # ... with the null one posterior sd off (p⁺; inf: the change is within its uncertainty)
     needed: int  # evaluation records for delay <= slack * exact_delay
     slack: float
 

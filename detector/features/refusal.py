@@ -1,0 +1,271 @@
+"""Refusal recogniser: "did the model refuse?" derived from the output text.
+
+Real agent logs carry no ``refused`` flag, only the text the model produced. This module derives one
+with a documented, configurable list of regular-expression fragments (:data:`DEFAULT_REFUSAL_PATTERNS`).
+The fragments are joined into one case-insensitive alternation, so recognising a text is a single
+``re.search`` over its first ``max_chars`` characters.
+
+What counts as a refusal: the answer declines the request (or its main part), even if it apologises,
+quotes a policy, or offers an alternative ("I can't share the full key, but here is how to rotate
+it"). What does not: idioms built on the same words ("I can't wait to help", "I cannot stress enough",
+"you can't go wrong", "if I can't reproduce it, …"), hedges ("I can't promise it's perfect, but …"),
+and limits of the user's own setup ("you can't run docker in that container because …").
+
+>>> recogniser = RefusalRecogniser()
+>>> recogniser.recognise([
+...     "I'm sorry, but I can’t help with that.",
+...     "Sure! Here is the script you asked for.",
+...     "I can't wait to help you plan the launch!",
+...     None,
+... ]).tolist()
+[1, 0, 0, -1]
+
+A pattern list of one's own (the fragments are still joined, case-insensitive):
+
+>>> RefusalRecogniser([r"\\bcomputer says no\\b"]).recognise(["Computer says NO."]).tolist()
+[1]
+
+Measured on the hand-labelled, held-out set ``bench/data/refusal_labelled.jsonl`` by
+``bench/refusal_recogniser.py`` (precision, recall, records per second).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["DEFAULT_REFUSAL_PATTERNS", "NO_TEXT", "RefusalRecogniser"]
+
+NO_TEXT = -1  # recognise() code of a missing or blank text; 1 refused, 0 complied
+
+# Building blocks. Apostrophes: straight, curly (’) and the left quote some keyboards produce (‘).
+_A = "[’'‘]"
+_CANT = rf"(?:can{_A}?t|cannot|can\s+not)"
+_WONT = rf"(?:won{_A}?t|will\s+not)"
+# "I" / "we" as the speaker: not right after an opening quote (a character's line in a story, a quoted
+# example: "you could say 'I can't make it'"), not in a conditional ("if I can't reproduce it, …").
+_NOT_QUOTED = "(?<![’'‘\"“])"
+_I = rf"\b{_NOT_QUOTED}I"
+_WE = rf"\b{_NOT_QUOTED}we"
+_SUBJECT = rf"\b{_NOT_QUOTED}(?<!\bif\s)(?<!\bwhen\s)(?<!\bunless\s)(?:I|we)"
+_IM = rf"(?:I{_A}m|I\s+am)"
+_WERE = rf"(?:we{_A}re|we\s+are)"
+_IM_WERE = rf"\b{_NOT_QUOTED}(?:{_IM}|{_WERE})"
+# Idioms that follow "I can't / I won't / I'm unable to" without refusing anything.
+_NOT_A_REFUSAL = (
+    r"(?!\s+(?:"
+    r"wait|stress|emphasi[sz]e|overstate|understate|believe|imagine|thank|agree\s+more|get\s+enough"
+    r"|stop\s+(?:thinking|laughing|smiling)|help\s+(?:but|feeling|thinking|noticing|wondering|smiling)"
+    r"|tell\s+you\s+how\s+(?:much|many)|tell\s+(?:if|whether|from)|go\s+wrong|complain|always"
+    r"|promise|guarantee|be\s+(?:sure|certain)|say\s+for\s+(?:sure|certain)"
+    r"|reproduce|see|find|locate|recall|remember|think\s+of"
+    r"|bore|lie|keep\s+you|hesitate|go\s+into|repeat|forget"
+    r")\b)"
+)
+# "must", "have to", "'ll have to", "'m going to (have to)", "'d have to": before decline / refuse / say no.
+_MUST = (rf"(?:\s+(?:must|have\s+to|need\s+to|will\s+have\s+to|would\s+have\s+to|am\s+going\s+to(?:\s+have\s+to)?)"
+         rf"|{_A}ll\s+have\s+to|{_A}d\s+have\s+to|{_A}m\s+going\s+to(?:\s+have\s+to)?)")
+_POLICY = r"(?:polic(?:y|ies)|guidelines|rules|terms(?:\s+of\s+(?:service|use))?)"
+
+DEFAULT_REFUSAL_PATTERNS: list[str] = [
+    # "I can't …", "we cannot …", "I can not …", "I won't …", "we will not …" (idioms excluded above).
+    rf"{_SUBJECT}\s+(?:really\s+|simply\s+|just\s+|unfortunately\s+|still\s+)?(?:{_CANT}|{_WONT}){_NOT_A_REFUSAL}",
+    # "I'm unable to", "I'm not able to", "we aren't able to", "I won't be able to", "I'm not going to be able to".
+    rf"{_SUBJECT}(?:{_A}m|{_A}re|\s+am|\s+are)?\s+(?:not\s+|n{_A}t\s+)?(?:unable|not\s+able)\s+to{_NOT_A_REFUSAL}",
+    rf"{_IM_WERE}\s+not\s+able\s+to{_NOT_A_REFUSAL}",
+    rf"{_WE}\s+(?:aren{_A}t|are\s+not)\s+able\s+to{_NOT_A_REFUSAL}",
+    rf"{_SUBJECT}\s+{_WONT}\s+be\s+able\s+to\b",
+    rf"{_IM_WERE}\s+not\s+going\s+to(?!\s+(?:lie|pretend|sugar-?coat|bore|go\s+into|repeat)\b)",
+    rf"\bnot\s+going\s+to\s+(?:help|assist|do|write|happen)\b",
+    # "I'm not allowed / permitted / authorised / authorized / in a position / willing / comfortable".
+    rf"{_IM_WERE}\s+not\s+(?:allowed|permitted|authori[sz]ed|in\s+(?:a\s+)?position|willing|comfortable|prepared)\b",
+    rf"{_IM_WERE}\s+(?:restricted|prohibited|forbidden)\s+from\b",
+    r"\b(?:not\s+(?:allowed|permitted)|forbidden)\s+for\s+me\b",
+    rf"{_I}\s+(?:don{_A}t|do\s+not)\s+feel\s+comfortable\b",
+    rf"{_SUBJECT}\s+(?:don{_A}t|do\s+not)\s+have\s+(?:the\s+)?(?:permission|authori[sz]ation|rights?)\s+to\b",
+    # Statements of what the assistant does not do: "I do not provide instructions for …".
+    rf"{_SUBJECT}\s+(?:don{_A}t|do\s+not)\s+(?:provide|produce|generate|create|write|give\s+out"
+    rf"|help\s+(?:with|people)|assist\s+(?:with|in)|engage\s+in)\b",
+    # "I must decline", "I have to refuse", "I'm going to decline", "I'll have to pass on", "I'd have to say no".
+    rf"{_SUBJECT}{_MUST}?\s+(?:respectfully\s+|politely\s+)?(?:decline|refuse)\b",
+    rf"{_IM_WERE}\s+(?:declining|refusing)\b",
+    rf"{_SUBJECT}(?:{_A}ll|\s+will)\s+(?:have\s+to\s+)?pass\s+on\b",
+    rf"{_SUBJECT}{_MUST}\s+say\s+no\b",
+    rf"{_I}(?:{_A}d|\s+would)\s+(?:rather|prefer)\s+not\b",
+    rf"{_I}\s+(?:shouldn{_A}t|should\s+not)\s+(?:help|assist|do|write|share|provide|give)\b",
+    rf"{_I}\s+(?:don{_A}t|do\s+not)\s+think\s+I\s+should\b",
+    # "I'm afraid I can't …", "I'm afraid that's not something …".
+    rf"\b{_NOT_QUOTED}{_IM}\s+afraid\s+(?:I|we|that{_A}?s|this\s+is|it{_A}?s)\s+(?:{_CANT}|{_WONT}|not|must|have\s+to"
+    rf"|{_A}m\s+not|am\s+not|unable)",
+    # "That's not something I can help with", "isn't something I'm able to do"; "there's no way I can".
+    rf"\b(?:isn{_A}t|is\s+not|not)\s+something\s+(?:I|we)\b(?!{_A}?d\s+recommend)",
+    rf"\bno\s+way\s+(?:I|we)\s+(?:can|could|will)\b{_NOT_A_REFUSAL}",
+    # "Can't help with that", "unable to assist with this" (no subject).
+    rf"\b(?:{_CANT}|unable\s+to|not\s+able\s+to)\s+(?:help|assist)\s+(?:you\s+)?with\s+"
+    rf"(?:that|this|it|your\s+request)\b",
+    rf"\b(?<!you\s)(?<!they\s){_CANT}\s+do\s+(?:that|this|it)\b",
+    # "against our policy", "against my guidelines", "our policies don't allow".
+    rf"\bagainst\s+(?:our|my)\s+"
+    rf"(?:content\s+|usage\s+|privacy\s+|safety\s+|community\s+|acceptable[\s-]+use\s+)?{_POLICY}",
+    rf"\b(?:my|our)\s+{_POLICY}\s+(?:don{_A}t|do\s+not|doesn{_A}t|does\s+not|won{_A}t)\s+(?:allow|permit|let)\b",
+    # "It's not possible for me to", "It wouldn't be appropriate for me", "outside my remit".
+    rf"\b(?:it{_A}s|it\s+is|that{_A}s|that\s+is)\s+not\s+possible\s+for\s+(?:me|us)\b",
+    rf"\b(?:wouldn{_A}t|would\s+not|isn{_A}t|is\s+not)\s+(?:be\s+)?appropriate\s+for\s+me\b",
+    rf"\b(?:outside|beyond)\s+(?:of\s+)?(?:my|what\s+I)\b",
+    # Agent-log and formal styles: "Declined: …", "your request … has been denied", "we regret to inform you".
+    r"^\b(?:declin(?:ed|ing)|refused|denied|rejected)\b",
+    r"\brequest\b[^.!?\n]{0,80}?\b(?:is|was|has\s+been)\s+(?:denied|refused|rejected|declined)\b",
+    r"\b(?:action|operation)\s+(?:is|was|has\s+been)\s+(?:denied|refused|rejected|declined)\b",
+    r"\bregret\s+to\s+inform\b",
+    r"\bwe\s+regret\s+that\s+we\b",
+    # Colloquial: "no can do", "that's a hard no", a reply opening with "No, sorry".
+    r"\bno\s+can\s+do\b",
+    rf"\b(?:that{_A}s|that\s+is|it{_A}s)\s+a\s+(?:hard\s+)?no(?![-\w])",
+    r"^\b(?:no|nope)\W{0,4}sorry\b",
+]
+
+
+def _start(fragment: str) -> tuple[bool, set[str] | None]:
+    """Whether ``fragment`` can only match at a word boundary, and the characters its match can start
+    with (``None``: unknown). Conservative: anything not understood gives ``(False, None)``."""
+    try:
+        from re import _parser  # the parser behind re.compile (Python ≥ 3.11); private, hence the fallback
+        from re._constants import (ASSERT, ASSERT_NOT, AT, AT_BOUNDARY, BRANCH, IN, LITERAL, MAX_REPEAT,
+                                   MIN_REPEAT, RANGE, SUBPATTERN)
+    except ImportError:
+        return False, None
+
+    def first(items) -> tuple[bool, set[str] | None]:
+        boundary = False
+        for op, av in items:
+            if op is AT:
+                boundary |= av is AT_BOUNDARY
+            elif op in (ASSERT, ASSERT_NOT):
+                continue  # zero-width: the match still starts with what follows
+            elif op is LITERAL:
+                return boundary, {chr(av)}
+            elif op is IN:
+                if not all(o in (LITERAL, RANGE) for o, _ in av):
+                    return boundary, None
+                chars = set()
+                for o, a in av:
+                    if o is LITERAL:
+                        chars.add(chr(a))
+                    elif a[1] - a[0] > 128:
+                        return boundary, None
+                    else:
+                        chars.update(map(chr, range(a[0], a[1] + 1)))
+                return boundary, chars
+            elif op is SUBPATTERN:
+                if av[1] or av[2]:
+                    return boundary, None  # scoped flags, e.g. (?a:\\b…): another kind of boundary
+                b, chars = first(av[3])
+                return boundary or b, chars
+            elif op in (MAX_REPEAT, MIN_REPEAT) and av[0] >= 1:
+                b, chars = first(av[2])
+                return boundary or b, chars
+            elif op is BRANCH:
+                results = [first(alternative) for alternative in av[1]]
+                every = all(b for b, _ in results)
+                if any(chars is None for _, chars in results):
+                    return boundary or every, None
+                return boundary or every, set().union(*(chars for _, chars in results))
+            else:
+                return boundary, None
+        return boundary, None  # may match the empty string: no first character
+
+    try:
+        return first(_parser.parse(fragment, re.IGNORECASE).data)
+    except Exception:  # noqa: BLE001 - an unexpected parse tree only costs the optimisation
+        return False, None
+
+
+def _alternation(patterns: Sequence[str]) -> str:
+    """The fragments as one alternation that finds exactly what ``(?:p1)|(?:p2)|…`` finds, faster.
+
+    Python's ``re`` tries every branch of an alternation at every position of the text. When each
+    fragment's possible first characters are known (see :func:`_start`), the fragments are grouped by
+    first character behind a one-character look-ahead, so a position is tried only against the few
+    fragments that can start there, in their original order; and when every fragment starts at a
+    word boundary, one ``\\b`` in front turns away most positions at once. On the default patterns
+    that is about 8× faster than the plain alternation. A fragment it cannot analyse leaves the plain
+    alternation (still correct).
+    """
+    plain = "|".join(f"(?:{p})" for p in patterns)
+    starts = [_start(p) for p in patterns]
+    boundary = r"\b" if all(b for b, _ in starts) else ""
+    if not all(chars for _, chars in starts):
+        return f"{boundary}(?:{plain})"
+    groups: dict[str, set[str]] = {}  # lower-case character → the characters it stands for
+    for _, chars in starts:
+        for c in chars:
+            groups.setdefault(c.lower() if len(c.lower()) == 1 else c, set()).add(c)
+    branches = []
+    for key, chars in sorted(groups.items()):
+        members = [p for p, (_, first) in zip(patterns, starts) if first & chars]
+        look = "".join(re.escape(c) for c in sorted(chars | {key}))
+        branches.append(f"(?=[{look}])(?:" + "|".join(f"(?:{p})" for p in members) + ")")
+    return f"{boundary}(?:" + "|".join(branches) + ")"
+
+
+class RefusalRecogniser:
+    """Texts → 1 (refused), 0 (complied), -1 (no text), by one regex search per text.
+
+    ``patterns`` are regular-expression fragments (default :data:`DEFAULT_REFUSAL_PATTERNS`), joined
+    into one case-insensitive alternation; each is validated on its own, so an invalid one raises a
+    ``ValueError`` naming it and the ``re`` error (so does a capturing group: write ``(?:…)``).
+
+    Only the first ``max_chars`` characters of a text are searched. A refusal states itself early
+    (after at most a greeting and an apology), while long compliant answers often quote refusal-like
+    phrases further down (pasted logs, dialogue, a policy excerpt); the cut also bounds the cost per
+    record, whatever the length of the output. A text that is ``None``, blank or not a string is -1.
+
+    >>> r = RefusalRecogniser(max_chars=20)
+    >>> r.recognise(["Here is the report. " + "I can't help with that.", "", "I can't."]).tolist()
+    [0, -1, 1]
+    """
+
+    def __init__(self, patterns: Sequence[str] = DEFAULT_REFUSAL_PATTERNS, max_chars: int = 600):
+        if isinstance(patterns, str):
+            raise TypeError("patterns must be a sequence of regex fragments, not one string")
+        patterns = list(patterns)
+        if not patterns:
+            raise ValueError("at least one refusal pattern is required")
+        if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
+            raise ValueError(f"max_chars must be a positive integer, got {max_chars!r}")
+        for pattern in patterns:
+            if not isinstance(pattern, str) or not pattern:
+                raise ValueError(f"invalid refusal pattern {pattern!r}: not a non-empty string")
+            try:
+                compiled = re.compile(pattern, re.IGNORECASE)
+            except re.error as e:
+                raise ValueError(f"invalid refusal pattern {pattern!r}: {e}") from None
+            if compiled.groups:
+                raise ValueError(f"invalid refusal pattern {pattern!r}: capturing group; write (?:...), "
+                                 "the patterns are joined into one regex where group numbers and names clash")
+        self.patterns: tuple[str, ...] = tuple(patterns)
+        self.max_chars = max_chars
+        try:
+            self.regex = re.compile(_alternation(self.patterns), re.IGNORECASE)
+        except re.error as e:  # e.g. a global flag such as (?x) inside a fragment
+            raise ValueError(f"invalid refusal patterns: they cannot be joined into one regex: {e}") from None
+
+    def search(self, text: str) -> re.Match[str] | None:
+        """The first refusal phrase in the searched prefix of ``text`` (for explaining a label)."""
+        return self.regex.search(text, 0, self.max_chars)
+
+    def recognise(self, texts: Sequence[str | None]) -> np.ndarray:
+        """int8 array, one code per text: 1 refused, 0 complied, -1 no text (``None``, blank, not a string)."""
+        out = np.empty(len(texts), dtype=np.int8)
+        search, cut = self.regex.search, self.max_chars
+        for i, text in enumerate(texts):
+            if not isinstance(text, str) or not text or text.isspace():
+                out[i] = NO_TEXT
+            else:
+                out[i] = search(text, 0, cut) is not None
+        return out
+
+    def __repr__(self) -> str:
+        return f"RefusalRecogniser({len(self.patterns)} patterns, max_chars={self.max_chars})"
