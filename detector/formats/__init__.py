@@ -1,33 +1,55 @@
 """Input formats: what a JSONL line or a Kafka message holds, read into Janus decision records.
 
 * ``janus``: Janus's own schema-v1 records (:mod:`detector.records`), one per value;
-* the others: to come.
+* ``mapped``: the user's own JSON records, one per value, read through a TOML file of JSON
+  pointers (:mod:`.mapped`).
 
 Pass the format to :func:`detector.records.parse_values` (``fmt=``); docs/formats.md is the
 user's guide.
 
->>> make_format("janus").name
-'janus'
+>>> make_format("mapped")
+Traceback (most recent call last):
+...
+detector.errors.JanusError: the mapped format needs a mapping file (mapping_path): see docs/formats.md
 >>> make_format("csv")
 Traceback (most recent call last):
 ...
-detector.errors.JanusError: unknown input format 'csv': valid formats are janus
+detector.errors.JanusError: unknown input format 'csv': valid formats are janus, mapped
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from detector.errors import JanusError
 from detector.formats.base import JANUS, Converted, Format, Item, ItemError
+from detector.formats.mapped import Mapped
 
-__all__ = ["FORMAT_NAMES", "JANUS", "Converted", "Format", "Item", "ItemError", "make_format"]
+__all__ = ["FORMAT_NAMES", "JANUS", "Converted", "Format", "Item", "ItemError", "Mapped", "make_format"]
 
 # Each format with the options that apply to it.
-_OPTIONS: dict[str, tuple[str, ...]] = {"janus": ()}
+_OPTIONS: dict[str, tuple[str, ...]] = {"janus": (), "mapped": ("mapping_path",)}
 FORMAT_NAMES = tuple(_OPTIONS)
 
 
-def make_format(name: str) -> Format:
-    """The input format called ``name``; :class:`JanusError` for an unknown name."""
+def make_format(name: str, *, mapping_path: str | Path | None = None) -> Format:
+    """The input format called ``name``, with its options; :class:`JanusError` for a bad name or option.
+
+    ``mapping_path``: the TOML mapping of the ``mapped`` format (required there).
+    """
     if name not in _OPTIONS:
         raise JanusError(f"unknown input format {name!r}: valid formats are {', '.join(FORMAT_NAMES)}")
+    given = {"mapping_path": mapping_path}
+    for option, value in given.items():
+        if value is None:
+            continue
+        if option not in _OPTIONS[name]:
+            owner = next(f for f, options in _OPTIONS.items() if option in options)
+            raise JanusError(f"{option} applies to the {owner} format, not to {name}")
+        if not str(value).strip():
+            raise JanusError(f"{option}: must not be empty")
+    if name == "mapped":
+        if mapping_path is None:
+            raise JanusError("the mapped format needs a mapping file (mapping_path): see docs/formats.md")
+        return Mapped.load(mapping_path)
     return JANUS
