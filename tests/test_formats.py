@@ -11,14 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detector.errors import JanusError
-from detector.formats import FORMAT_NAMES, JANUS, Converted, Format, Item, Mapped, make_format
+from detector.formats import FORMAT_NAMES, JANUS, Converted, Format, Item, Mapped, OtlpJson, make_format
 from detector.formats.base import Janus
 from detector.records import parse_values
 
 
 def test_make_format_builds_each_format():
     assert make_format("janus") is JANUS
-    assert FORMAT_NAMES == ("janus", "mapped")
+    assert isinstance(make_format("otlp-json", segment_attribute="tenant", model_from="service.name"), OtlpJson)
+    assert FORMAT_NAMES == ("janus", "otlp-json", "mapped")
 
 
 def test_make_format_reads_the_mapping_file(tmp_path):
@@ -28,10 +29,14 @@ def test_make_format_reads_the_mapping_file(tmp_path):
 
 
 @pytest.mark.parametrize(("name", "options", "message"), [
-    ("csv", {}, "unknown input format 'csv': valid formats are janus, mapped"),
-    ("janus", {"mapping_path": "m.toml"}, "mapping_path applies to the mapped format, not to janus"),
+    ("csv", {}, "unknown input format 'csv': valid formats are janus, otlp-json, mapped"),
+    ("OTLP", {}, "unknown input format 'OTLP': valid formats are janus, otlp-json, mapped"),
+    ("janus", {"segment_attribute": "x"}, "segment_attribute applies to the otlp-json format, not to janus"),
+    ("mapped", {"model_from": "x", "mapping_path": "m.toml"},
+     "model_from applies to the otlp-json format, not to mapped"),
+    ("otlp-json", {"mapping_path": "m.toml"}, "mapping_path applies to the mapped format, not to otlp-json"),
     ("mapped", {}, "the mapped format needs a mapping file (mapping_path): see docs/formats.md"),
-    ("mapped", {"mapping_path": ""}, "mapping_path: must not be empty"),
+    ("otlp-json", {"segment_attribute": " "}, "segment_attribute: must not be empty"),
 ])
 def test_make_format_refuses_what_it_cannot_build_saying_why(name, options, message):
     with pytest.raises(JanusError) as caught:
@@ -93,7 +98,8 @@ def test_a_format_rejection_and_a_record_from_the_same_value_both_count():
 
 
 @pytest.mark.parametrize("module", ["detector.formats", "detector.formats.base", "detector.formats.pointer",
-                                    "detector.formats.mapped", "detector.records"])
+                                    "detector.formats.otlp", "detector.formats.genai", "detector.formats.mapped",
+                                    "detector.records"])
 def test_docstring_examples_run(module):
     failed, tried = doctest.testmod(importlib.import_module(module))
     assert tried > 0 and failed == 0
