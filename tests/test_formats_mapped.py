@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import orjson
@@ -12,6 +13,7 @@ from detector.formats import make_format
 from detector.formats.pointer import JsonPointer, NoMatch
 from detector.records import parse_values, read_decisions
 
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "formats.md"
 MINIMAL = '[fields]\ndecision_id = "/id"\ntimestamp = "/at"\nmodel_id = "/model"\n'
 
 
@@ -58,6 +60,23 @@ def test_a_pointer_that_matches_nothing_says_where_it_stopped(text, message):
 def test_malformed_pointers_are_refused(text):
     with pytest.raises(ValueError, match="is not a JSON pointer"):
         JsonPointer.parse(text)
+
+
+# ---- the documented example ------------------------------------------------------------------
+
+
+def test_the_full_example_of_the_docs_reads_as_it_says(tmp_path):
+    docs = DOCS.read_text()
+    toml_text = re.search(r"```toml\n(.*?)```", docs, re.S).group(1)
+    json_text = re.search(r"```json\n(.*?)```", docs, re.S).group(1)
+    fmt, _ = mapping(tmp_path, toml_text)
+    (d,) = parse_values([json_text.replace("\n", " ")], fmt=fmt).decisions
+    assert (d.decision_id, d.model_id, d.traffic, d.segment, d.model_version) == (
+        "req_8f2c", "support-bot", "production", "web", "2025-01")
+    assert d.timestamp == 1736158500.0
+    assert (d.input_text, d.output_text, d.latency_ms) == ("Where is my order?", "It ships tomorrow.", 840.0)
+    assert [(t.name, t.arguments) for t in d.tool_calls] == [("lookup_order", {"id": "1234"})]
+    assert d.attributes == {"region": "eu", "tier": "gold"}
 
 
 # ---- records read through a mapping ----------------------------------------------------------
