@@ -1,8 +1,21 @@
 """Decision records, schema v1: one parser for Kafka message values and JSONL lines.
 
-A value either becomes a :class:`Decision` or a :class:`Rejection` with a stable reason code and a
-message naming the field and where the value came from. The parser never raises on bad input and
-never drops anything silently: ``len(decisions) + len(rejections) == len(values)``.
+Each value is decoded as JSON and read in an input format (:mod:`detector.formats`; by default
+Janus's own, where each value is one record). Every record either becomes a :class:`Decision`
+or a :class:`Rejection` with a stable reason code and a message naming the field and where the
+value came from. The parser never raises on bad input and never drops anything silently:
+
+* with one record per value (the ``janus`` and ``mapped`` formats),
+  ``len(decisions) + len(rejections) == len(values)``;
+* a format reading several items from one value (``otlp-json``: the spans of a trace export)
+  accounts for each item: a decision, a rejection naming the value and the item
+  (``events.jsonl:3 span 2 (spanId …): …``), or one of ``skipped`` (items that are not decisions
+  by design, such as non-GenAI spans). A value it cannot read at all is one rejection; a value
+  holding no items (an export with no spans) yields nothing.
+
+A rejection's ``position`` is always its value's (so ``locate`` and a dead-letter topic find the
+value). A decision's is its value's too when each value holds one record; with several per value,
+positions count decisions instead, from ``first_decision``, so that each decision has its own.
 
 >>> result = parse_values([
 ...     b'{"decision_id": "d1", "timestamp": 1700000000, "model_id": "m", "traffic": "production",'
@@ -23,11 +36,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from detector.config import LimitsConfig
+
+if TYPE_CHECKING:  # the formats build on this module, not the other way round
+    from detector.formats import Format
 
 TRAFFIC_VALUES = ("evaluation", "production")
 PROBE_CONDITIONS = ("monitored", "unmonitored")
@@ -136,6 +152,7 @@ class Rejection:
 class ParseResult:
     decisions: list[Decision]
     rejections: list[Rejection]
+    skipped: int = 0  # items a format ignores by design (non-GenAI spans), neither decisions nor rejections
 
 
 class _Reject(Exception):
@@ -144,7 +161,8 @@ class _Reject(Exception):
         self.detail = detail
 
 
-def _type_name(value: Any) -> str:
+def json_type_name(value: Any) -> str:
+    """How messages name the JSON type of a decoded value: ``null``, ``number``, ``list``, ``object``…"""
     if value is None:
         return "null"
     return {bool: "bool", int: "number", float: "number", str: "string", list: "list", dict: "object"}.get(
@@ -159,7 +177,7 @@ def _string(obj: dict, key: str, label: str, max_chars: int, required: bool = Fa
             raise _Reject("missing_field", f"{label}: required field is missing")
         return None
     if not isinstance(value, str):
-        raise _Reject("wrong_type", f"{label}: expected string, got {_type_name(value)}")
+        raise _Reject("wrong_type", f"{label}: expected string, got {json_type_name(value)}")
     if len(value) > max_chars:
         raise _Reject("too_large", f"{label}: {len(value)} characters, limit {max_chars}")
     if required and not value:
@@ -172,7 +190,7 @@ def _number(obj: dict, key: str, label: str, low: float, high: float) -> float |
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _Reject("wrong_type", f"{label}: expected number, got {_type_name(value)}")
+        raise _Reject("wrong_type", f"{label}: expected number, got {json_type_name(value)}")
     value = float(value)
     if not (low <= value <= high):  # also false for NaN
         raise _Reject("bad_value", f"{label}: {value!r} is outside [{low}, {high}]")
@@ -184,7 +202,7 @@ def _object(obj: dict, key: str, label: str) -> dict | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise _Reject("wrong_type", f"{label}: expected object, got {_type_name(value)}")
+        raise _Reject("wrong_type", f"{label}: expected object, got {json_type_name(value)}")
     return value
 
 
@@ -211,7 +229,8 @@ def _depth(value: Any, limit: int) -> int:
 def parse_timestamp(value: Any, label: str = "timestamp") -> float:
     """RFC 3339 string (with a UTC offset) or epoch seconds → epoch seconds."""
     if isinstance(value, bool) or value is None:
-        raise _Reject("bad_timestamp", f"{label}: expected RFC 3339 string or epoch seconds, got {_type_name(value)}")
+        raise _Reject("bad_timestamp",
+                      f"{label}: expected RFC 3339 string or epoch seconds, got {json_type_name(value)}")
     if isinstance(value, (int, float)):
         if not (0 <= value < 1e11):
             raise _Reject("bad_timestamp", f"{label}: epoch seconds {value!r} out of range")
@@ -232,7 +251,7 @@ def parse_timestamp(value: Any, label: str = "timestamp") -> float:
 
 def _decision(obj: Any, limits: LimitsConfig, traffic_hint: str | None, position: int) -> Decision:
     if not isinstance(obj, dict):
-        raise _Reject("not_object", f"expected a JSON object, got {_type_name(obj)}")
+        raise _Reject("not_object", f"expected a JSON object, got {json_type_name(obj)}")
     ids = limits.max_id_chars
     texts = limits.max_text_chars
     decision_id = _string(obj, "decision_id", "decision_id", ids, required=True)
@@ -246,7 +265,7 @@ def _decision(obj: Any, limits: LimitsConfig, traffic_hint: str | None, position
             raise _Reject("missing_field", "traffic: required field is missing (and the topic implies none)")
         traffic = traffic_hint
     elif traffic not in TRAFFIC_VALUES:
-        shown = traffic[:40] if isinstance(traffic, str) else _type_name(traffic)
+        shown = traffic[:40] if isinstance(traffic, str) else json_type_name(traffic)
         raise _Reject("bad_traffic", f"traffic: {shown!r} is not 'evaluation' or 'production'")
     elif traffic_hint is not None and traffic != traffic_hint:
         # A record claiming "evaluation" on a production topic could poison the next baseline.
@@ -261,21 +280,21 @@ def _decision(obj: Any, limits: LimitsConfig, traffic_hint: str | None, position
     action = _string(output_obj, "action", "output.action", ids)
     refused = output_obj.get("refused")
     if refused is not None and not isinstance(refused, bool):
-        raise _Reject("wrong_type", f"output.refused: expected bool, got {_type_name(refused)}")
+        raise _Reject("wrong_type", f"output.refused: expected bool, got {json_type_name(refused)}")
     confidence = _number(output_obj, "confidence", "output.confidence", 0.0, 1.0)
 
     tool_calls: tuple[ToolCall, ...] = ()
     raw_calls = output_obj.get("tool_calls")
     if raw_calls is not None:
         if not isinstance(raw_calls, list):
-            raise _Reject("wrong_type", f"output.tool_calls: expected list, got {_type_name(raw_calls)}")
+            raise _Reject("wrong_type", f"output.tool_calls: expected list, got {json_type_name(raw_calls)}")
         if len(raw_calls) > limits.max_tool_calls:
             raise _Reject("too_large", f"output.tool_calls: {len(raw_calls)} calls, limit {limits.max_tool_calls}")
         calls = []
         for i, call in enumerate(raw_calls):
             label = f"output.tool_calls[{i}]"
             if not isinstance(call, dict):
-                raise _Reject("wrong_type", f"{label}: expected object, got {_type_name(call)}")
+                raise _Reject("wrong_type", f"{label}: expected object, got {json_type_name(call)}")
             name = _string(call, "name", f"{label}.name", ids, required=True)
             arguments = call.get("arguments")
             if _depth(arguments, limits.max_depth) > limits.max_depth:
@@ -300,7 +319,8 @@ def _decision(obj: Any, limits: LimitsConfig, traffic_hint: str | None, position
             elif isinstance(value, float) and not math.isfinite(value):  # pragma: no cover - orjson rejects
                 raise _Reject("bad_value", f"attributes.{key}: not a finite number")
             elif not isinstance(value, (int, float, bool)):
-                raise _Reject("wrong_type", f"attributes.{key}: expected string, number or bool, got {_type_name(value)}")
+                raise _Reject("wrong_type",
+                              f"attributes.{key}: expected string, number or bool, got {json_type_name(value)}")
             attributes[key] = value
 
     probe = None
@@ -309,7 +329,7 @@ def _decision(obj: Any, limits: LimitsConfig, traffic_hint: str | None, position
         pair_id = _string(probe_obj, "pair_id", "probe.pair_id", ids, required=True)
         condition = probe_obj.get("condition")
         if condition not in PROBE_CONDITIONS:
-            shown = condition[:40] if isinstance(condition, str) else _type_name(condition)
+            shown = condition[:40] if isinstance(condition, str) else json_type_name(condition)
             raise _Reject("bad_value", f"probe.condition: {shown!r} is not 'monitored' or 'unmonitored'")
         probe = Probe(pair_id, condition, _string(probe_obj, "cue", "probe.cue", texts))
 
@@ -345,15 +365,23 @@ def parse_values(
     traffic: str | None = None,
     first_position: int = 0,
     locate: Callable[[int], str] = _default_locate,
+    fmt: Format | None = None,
+    first_decision: int | None = None,
 ) -> ParseResult:
     """Parse a micro-batch of raw values.
 
     ``traffic`` is the traffic the source implies (a topic mapped to production, say);
     ``first_position`` is the position of ``values[0]`` (a Kafka offset or a line index);
-    ``locate`` turns a position into the place named in rejection messages.
+    ``locate`` turns a position into the place named in rejection messages;
+    ``fmt`` is the input format (None: Janus's own records; see :func:`detector.formats.make_format`);
+    ``first_decision`` is the position of the first decision when a format yields several per value
+    (default ``first_position``; a caller parsing in chunks passes the count of decisions so far).
     """
-    decisions: list[Decision] = []
-    rejections: list[Rejection] = []
+    # Janus's own records skip the conversion step: one None test per value is all the hot path pays.
+    convert = None if fmt is None or fmt.identity else fmt.convert
+    result = ParseResult([], [])
+    decisions, rejections = result.decisions, result.rejections
+    next_decision = first_position if first_decision is None else first_decision
     max_bytes = limits.max_record_bytes
     for i, value in enumerate(values):
         position = first_position + i
@@ -372,10 +400,29 @@ def parse_values(
                 if "recursion" in text.lower() or "depth limit" in text.lower():
                     raise _Reject("too_deep", "JSON nested too deeply") from None
                 raise _Reject("not_json", f"not JSON: {text[:80]}") from None
-            decisions.append(_decision(obj, limits, traffic, position))
+            if convert is None:
+                decisions.append(_decision(obj, limits, traffic, position))
+                continue
+            converted = convert(obj, traffic)
         except _Reject as rej:
             rejections.append(Rejection(position, rej.reason, f"{locate(position)}: {rej.detail}", raw))
-    return ParseResult(decisions, rejections)
+            continue
+        result.skipped += converted.skipped
+        for item in converted.items:
+            place = f"{locate(position)} {item.where}" if item.where else locate(position)
+            if item.reason:
+                rejections.append(Rejection(position, item.reason, f"{place}: {item.detail}", raw))
+                continue
+            try:
+                decisions.append(_decision(item.record, limits, traffic,
+                                           position if fmt.one_record_per_value else next_decision))
+                next_decision += 1
+            except _Reject as rej:
+                # The detail starts with the Janus field ("model_id: …"); the format adds where it read it.
+                source = fmt.source(rej.detail.split(":", 1)[0].split("[", 1)[0])
+                detail = f"{rej.detail} ({source})" if source else rej.detail
+                rejections.append(Rejection(position, rej.reason, f"{place}: {detail}", raw))
+    return result
 
 
 def line_locator(path: str | Path) -> Callable[[int], str]:
@@ -398,16 +445,17 @@ def iter_jsonl_chunks(path: str | Path, chunk_size: int = 4096) -> Iterator[list
 
 
 def read_decisions(
-    path: str | Path, limits: LimitsConfig = LimitsConfig(), traffic: str | None = None
+    path: str | Path, limits: LimitsConfig = LimitsConfig(), traffic: str | None = None, fmt: Format | None = None
 ) -> ParseResult:
     """Parse a whole JSONL file (for baselines and offline analysis; streams use the chunks)."""
-    decisions: list[Decision] = []
-    rejections: list[Rejection] = []
+    whole = ParseResult([], [])
     position = 0
     locate = line_locator(path)
     for chunk in iter_jsonl_chunks(path):
-        result = parse_values(chunk, limits=limits, traffic=traffic, first_position=position, locate=locate)
-        decisions.extend(result.decisions)
-        rejections.extend(result.rejections)
+        result = parse_values(chunk, limits=limits, traffic=traffic, first_position=position, locate=locate,
+                              fmt=fmt, first_decision=len(whole.decisions))
+        whole.decisions.extend(result.decisions)
+        whole.rejections.extend(result.rejections)
+        whole.skipped += result.skipped
         position += len(chunk)
-    return ParseResult(decisions, rejections)
+    return whole
