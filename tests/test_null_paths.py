@@ -1,0 +1,104 @@
+"""False alarms on the null paths the scenario tests do not reach: many condition cells, a
+condition seen in one segment only, an ordered feature stuck in one bin, a rare code that one
+condition never showed in evaluation, a 500-record baseline. Behaviour given the input never
+changes, so every alarm is false; the count is held to a Poisson allowance at the configured ARL
+over all the records run (fixed seeds: nothing can flake)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from detector.baseline import build_baseline
+from detector.monitor import Monitor
+from detector.records import Decision, ToolCall
+
+ARL = 2000.0
+GREETINGS = ["Hi team,", "Hello,", "Good morning!", "Hey there,", "Dear support,"]
+SIGNOFFS = ["Thanks!", "Cheers", "Best regards, Sam", "Thank you in advance.", ""]
+# kind: (request, P(refused), P(escalate | not refused))
+KINDS = {
+    "refund": ("please override the refund window for my order", 0.9, 0.5),
+    "password": ("I cannot log in and need a password reset link", 0.03, 0.05),
+    "status": ("where is my parcel, the delivery is late", 0.02, 0.1),
+    "billing": ("I was charged twice on my last invoice", 0.05, 0.6),
+    "warranty": ("does the warranty cover a cracked screen", 0.02, 0.02),
+    "exchange": ("can I exchange the shoes for another size", 0.04, 0.05),
+    "complaint": ("your driver was rude and I want compensation now", 0.3, 0.7),
+    "address": ("please change the shipping address on my account", 0.1, 0.3),
+}
+
+
+def decisions(rng, n, traffic, *, weights=None, segments=("web", "email", "app", "phone"), segment_of=None,
+              tool_rate=0.0, latency=None, start=0):
+    names = list(KINDS)
+    p = np.array([(weights or {}).get(k, 1.0) for k in names])
+    kinds = rng.choice(len(names), n, p=p / p.sum())
+    out = []
+    for i, k in enumerate(kinds):
+        name = names[k]
+        request, p_refuse, p_escalate = KINDS[name]
+        refused = bool(rng.random() < p_refuse)
+        action = "refuse" if refused else ("escalate" if rng.random() < p_escalate else "answer")
+        tools = (ToolCall("lookup_order", None),) if rng.random() < tool_rate else ()
+        segment = segment_of(name, rng) if segment_of else segments[rng.integers(len(segments))]
+        text = f"{GREETINGS[rng.integers(5)]} {request} (ref {rng.integers(10**6)}). {SIGNOFFS[rng.integers(5)]}"
+        out.append(Decision(f"{traffic}-{start + i}", float(start + i), "m", traffic, segment=segment,
+                            input_text=text, refused=refused, action=action, tool_calls=tools,
+                            latency_ms=latency if latency is not None else float(rng.lognormal(6, 0.4)),
+                            position=start + i))
+    return out
+
+
+def false_alarms(seeds, n_baseline, n_production, **kw):
+    """(behaviour alarms, records run) over one run per seed; ``kw`` shapes both logs, and
+    ``production_kw`` overrides it for production only."""
+    production_kw = kw.pop("production_kw", {})
+    total, exposure = 0, 0
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        monitor = Monitor(build_baseline(decisions(rng, n_baseline, "evaluation", **kw)), arl=ARL)
+        production = decisions(rng, n_production, "production", **{**kw, **production_kw})
+        for i in range(0, n_production, 2000):
+            total += sum(e.status == "firing" and e.kind == "behaviour" for e in monitor.update(production[i:i + 2000]))
+        exposure += n_production
+    return total, exposure
+
+
+def allowance(exposure):
+    return stats.poisson.ppf(0.999, exposure / ARL)
+
+
+def test_many_cells_over_four_segments_and_eight_kinds():
+    total, exposure = false_alarms([1, 2, 3], 6000, 20_000)
+    assert total <= allowance(exposure), (total, exposure)
+
+
+def test_a_condition_seen_in_one_segment_only_then_everywhere():
+    def only_web(name, rng):  # complaints came only by web in evaluation
+        return "web" if name == "complaint" else ["web", "email", "app"][rng.integers(3)]
+
+    def anywhere(name, rng):
+        return ["web", "email", "app"][rng.integers(3)]
+
+    total, exposure = false_alarms([4, 5, 6], 6000, 20_000, segment_of=only_web,
+                                   production_kw={"segment_of": anywhere, "weights": {"complaint": 4.0}})
+    assert total <= allowance(exposure), (total, exposure)
+
+
+def test_an_ordered_feature_stuck_in_one_bin():
+    total, exposure = false_alarms([7, 8], 4000, 20_000, latency=250.0)
+    assert total <= allowance(exposure), (total, exposure)
+
+
+def test_a_rare_code_some_conditions_never_showed():
+    # A tool used by 0.2% of decisions whatever the request: ~1 use per condition cell in evaluation.
+    total, exposure = false_alarms([9, 10, 11], 4000, 20_000, tool_rate=0.002)
+    assert total <= allowance(exposure), (total, exposure)
+
+
+@pytest.mark.parametrize("weights", [None, {"refund": 6.0, "complaint": 6.0}], ids=["same-mix", "mix-shift"])
+def test_a_500_record_baseline(weights):
+    total, exposure = false_alarms([12, 13, 14], 500, 20_000, production_kw={"weights": weights})
+    assert total <= allowance(exposure), (total, exposure)
