@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import contextlib
 
-from detector.backtest import run_backtest, write_alerts
 from detector.cli.common import add_store_argument, config_of, print_json, store_of
-from detector.pipeline import Pipeline
 
 
-def register(sub) -> None:
-    p = sub.add_parser("backtest", help="replay a JSONL decision log through the detector")
+def register(p) -> None:
     p.add_argument("--input", required=True, help="JSONL file of decision records")
     p.add_argument("--alerts-out", required=True, help="where to write alert events, one JSON per line")
     add_store_argument(p)
@@ -24,6 +21,9 @@ def register(sub) -> None:
 
 
 def _run(args) -> int:
+    from detector.backtest import run_backtest, write_alerts
+    from detector.pipeline import Pipeline
+
     config = config_of(args)
     store = store_of(args, config)
     pinned = dict(store.resolve(ref) for ref in args.baseline)

@@ -5,16 +5,13 @@ from __future__ import annotations
 import sys
 from collections import Counter
 
-from detector.baseline import build_baselines
-from detector.baseline.from_kafka import add_range_arguments, check_range_arguments, iso, read_range_from_args
-from detector.baseline.compare import diff_baselines
 from detector.cli.common import add_store_argument, config_of, default_actor, print_json, store_of
+from detector.cli.serve_cmd import add_range_arguments
 from detector.errors import JanusError
 from detector.records import read_decisions
 
 
-def register(sub) -> None:
-    parser = sub.add_parser("baseline", help="build, inspect, compare, promote and roll back baselines")
+def register(parser) -> None:
     cmds = parser.add_subparsers(dest="baseline_command", required=True, metavar="ACTION")
 
     b = cmds.add_parser("build", help="build a baseline per model from evaluation records")
@@ -79,6 +76,9 @@ def register(sub) -> None:
 
 
 def _build(args) -> int:
+    from detector.baseline import build_baselines
+    from detector.baseline.from_kafka import check_range_arguments, iso, read_range_from_args
+
     config = config_of(args)
     store = store_of(args, config)
     kafka_range = check_range_arguments(args, config)
@@ -213,10 +213,12 @@ def _show(args) -> int:
 
 
 def _diff(args) -> int:
+    from detector.baseline.compare import diff_baselines
+    from detector.report.advice import CLUSTER_FEATURES, promotion_check
+
     store = store_of(args, config_of(args))
     a = store.load(*store.resolve(args.a))
     b = store.load(*store.resolve(args.b))
-    from detector.report.advice import CLUSTER_FEATURES, promotion_check
 
     # Text clusters and quantile bins are fitted per baseline: between two versions the same label
     # ("#3", "[96, 103)") means different things, so a distance by label is not a change. Such

@@ -8,7 +8,6 @@ import sys
 
 import orjson
 
-from detector.baseline.store import BaselineStore
 from detector.config import JanusConfig, load_config
 
 
@@ -20,7 +19,9 @@ def add_store_argument(parser) -> None:
     parser.add_argument("--store", help="baseline store folder (default: the config's `store`, 'baselines')")
 
 
-def store_of(args, config: JanusConfig) -> BaselineStore:
+def store_of(args, config: JanusConfig):
+    from detector.baseline.store import BaselineStore  # numpy and scikit-learn: only for commands using a store
+
     return BaselineStore(args.store or config.store)
 
 

@@ -31,8 +31,7 @@ TOPIC = "janus.decisions"
 AGENTS = (("triage-agent", "compliance-gap"), ("triage-agent-control", "no-change"))
 
 
-def register(sub) -> None:
-    p = sub.add_parser("demo", help="embedded broker, simulated agents, live detection, metrics and alerts")
+def register(p) -> None:
     p.add_argument("--out", default="demo-output", help="folder for the baseline store and checkpoints")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--arl", type=float, default=100_000, help="records between false alarms (default 1e5)")

@@ -1,0 +1,66 @@
+"""The `janus` command line as a whole: help, version, lazy imports, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from detector import __version__
+from detector.cli import COMMANDS, main
+
+HEAVY = ("numpy", "scipy", "sklearn", "kafka", "prometheus_client", "matplotlib", "jinja2")
+# Commands whose own --help needs none of HEAVY (simulate lists numpy-built scenarios; demo is all of Janus).
+LIGHT_HELP = [["--version"], ["--help"], *([name, "--help"] for name in COMMANDS if name not in ("simulate", "demo")),
+              ["baseline", "build", "--help"]]
+
+
+def test_help_and_version_import_no_heavy_library():
+    """A fresh interpreter parses each argv; afterwards none of the heavy libraries is loaded."""
+    probe = ("import contextlib, io, json, sys\n"
+             "from detector.cli import main\n"
+             "for argv in json.loads(sys.argv[1]):\n"
+             "    with contextlib.redirect_stdout(io.StringIO()):\n"
+             "        try:\n"
+             "            main(argv)\n"
+             "        except SystemExit:\n"
+             "            pass\n"
+             f"print(json.dumps(sorted(m for m in sys.modules if m.partition('.')[0] in {HEAVY!r})))\n")
+    result = subprocess.run([sys.executable, "-c", probe, json.dumps(LIGHT_HELP)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out == f"janus {__version__}\n"
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    listing = capsys.readouterr().out
+    for name, (_, text) in COMMANDS.items():
+        assert f"    {name} " in listing and text.split()[0] in listing
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_command_registers_its_options(name, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([name, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: janus {name} ") and "options:" in out
+
+
+def test_unknown_command_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["frobnicate"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'frobnicate'" in capsys.readouterr().err
