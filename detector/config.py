@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
-from detector.errors import JanusError
+from detector.errors import JanusError, file_error
 
 
 @dataclass(frozen=True)
@@ -324,7 +324,7 @@ def load_config(path: str | Path | None) -> JanusConfig:
     except UnicodeDecodeError as exc:
         raise JanusError(f"{path}: not valid TOML: not UTF-8 ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:  # a folder, no permission, ...
-        raise JanusError(f"{path}: cannot read configuration file: {exc.strerror or exc}") from None
+        raise file_error(exc, path, "read configuration file") from None
     try:
         return parse_config(data)
     except JanusError as exc:

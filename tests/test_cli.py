@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from clirun import run_cli
 from detector import __version__
 from detector.cli import COMMANDS, main
 
@@ -64,3 +65,40 @@ def test_unknown_command_is_a_usage_error(capsys):
         main(["frobnicate"])
     assert exc.value.code == 2
     assert "invalid choice: 'frobnicate'" in capsys.readouterr().err
+
+
+# ---- a file the user named cannot be read or written: one line, exit 2 ---------------------------
+
+FILE_ERRORS = [
+    (["backtest", "--input", "{folder}", "--alerts-out", "{tmp}/alerts.jsonl"],
+     "--input {folder}: it is a folder; give the path of a file"),
+    (["backtest", "--input", "{tmp}/absent.jsonl", "--alerts-out", "{tmp}/alerts.jsonl"],
+     "--input {tmp}/absent.jsonl: no such file or folder; check the path"),
+    (["backtest", "--input", "{log}", "--alerts-out", "{folder}"],
+     "--alerts-out {folder}: it is a folder; give the path of a file"),
+    (["backtest", "--input", "{log}", "--alerts-out", "{file}/alerts.jsonl"],
+     "{file} (in --alerts-out {file}/alerts.jsonl): a file of that name is in the way; remove it or give another path"),
+    (["baseline", "build", "--input", "{folder}", "--reason", "r"],
+     "--input {folder}: it is a folder; give the path of a file"),
+    (["probe", "analyze", "--input", "{folder}"],
+     "{folder}: cannot read input file: it is a folder; give the path of a file"),
+    (["review", "record", "--input", "{folder}"],
+     "{folder}: cannot read verdicts: it is a folder; give the path of a file"),
+    (["simulate", "--scenario", "no-change", "--seed", "1", "--out", "{file}"],
+     "{file}: cannot create output directory: a file of that name is in the way; remove it or give another path"),
+    (["--config", "{folder}", "config", "show"],
+     "{folder}: cannot read configuration file: it is a folder; give the path of a file"),
+]
+
+
+@pytest.mark.parametrize(("argv", "expected"), FILE_ERRORS, ids=[" ".join(a[:2]) for a, _ in FILE_ERRORS])
+def test_file_errors_are_one_line_naming_the_file_and_the_fix(tmp_path, argv, expected):
+    names = {"tmp": tmp_path, "folder": tmp_path / "folder", "file": tmp_path / "file.txt",
+             "log": tmp_path / "log.jsonl"}
+    names["folder"].mkdir()
+    names["file"].write_text("not a folder\n")
+    names["log"].write_bytes(b'{"decision_id": "d", "timestamp": 1, "model_id": "m", "traffic": "production"}\n')
+    store = ["--store", str(tmp_path / "store")] if argv[0] in ("backtest", "baseline", "review") else []
+    rc, out, err = run_cli([a.format(**names) for a in argv] + store)
+    assert (rc, out) == (2, "")
+    assert err == f"janus: error: {expected.format(**names)}\n"

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from pathlib import Path
 
 from detector import __version__
-from detector.errors import JanusError
+from detector.errors import JanusError, file_error
 
 # Command → (its module, one line for `janus --help`). A module is imported only when its command is
 # parsed: `janus --help` and `janus --version` then load no numerical, Kafka or Prometheus library.
@@ -54,6 +56,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _where(args: argparse.Namespace, filename: str) -> str:
+    """The failed file, named after the option that led to it: ``--input data`` when the option names
+    it, ``data/m/1/meta.json (in --store data)`` when the option names a folder above or a file below."""
+    failed = Path(os.path.abspath(filename))
+    for dest, value in vars(args).items():
+        if not isinstance(value, str) or not value or dest in ("command", "handler"):
+            continue
+        given = Path(os.path.abspath(value))
+        option = f"--{dest.replace('_', '-')}"
+        if given == failed:
+            return f"{option} {value}"
+        if failed.is_relative_to(given) or given.is_relative_to(failed):
+            return f"{filename} (in {option} {value})"
+    return filename
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -61,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except JanusError as exc:
         print(f"janus: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.filename is None:  # not about a file (a connection, say): no advice to give
+            raise
+        print(f"janus: error: {file_error(exc, _where(args, exc.filename))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -88,10 +88,7 @@ def _build(args) -> int:
         parsed = read_range_from_args(args, config, kafka_range)
         where, source = f"topic {kafka_range[0]} {iso(kafka_range[1])}..{iso(kafka_range[2])}", parsed.source()
     else:
-        try:
-            parsed = read_decisions(args.input, config.limits)
-        except OSError as exc:
-            raise JanusError(f"{args.input}: cannot read input: {exc.strerror or exc}") from None
+        parsed = read_decisions(args.input, config.limits)
         where = source = str(args.input)
     result = build_baselines(parsed.decisions, config, model_id=args.model_id,
                              allow_production=args.allow_production, source=source,
