@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 
-from detector.cli.common import add_store_argument, config_of, print_json, store_of
+import orjson
+
+from detector.cli.common import add_store_argument, alert_line, config_of, print_json, store_of
+from detector.errors import JanusError
 
 
 def register(p) -> None:
     p.add_argument("--input", required=True, help="JSONL file of decision records")
-    p.add_argument("--alerts-out", required=True, help="where to write alert events, one JSON per line")
+    p.add_argument("--alerts-out", metavar="FILE.jsonl",
+                   help="also write every alert event (firing and resolved), one JSON per line; '-' for standard "
+                        "output (the summary then goes to standard error)")
     add_store_argument(p)
     p.add_argument("--baseline", action="append", default=[], metavar="MODEL@VERSION",
                    help="use this baseline version instead of the model's ACTIVE one (repeatable)")
@@ -20,15 +26,36 @@ def register(p) -> None:
     p.set_defaults(handler=_run)
 
 
+def _alert_writer(stack: contextlib.ExitStack, path: str | None):
+    """Where alert events go: nowhere, standard output ('-') or a file."""
+    if path is None:
+        return lambda event: None
+    if path == "-":
+        return lambda event: sys.stdout.write(orjson.dumps(event.to_dict()).decode() + "\n")
+    from detector.backtest import write_alerts
+
+    return stack.enter_context(write_alerts(path))
+
+
 def _run(args) -> int:
-    from detector.backtest import run_backtest, write_alerts
+    from detector.backtest import run_backtest
     from detector.pipeline import Pipeline
 
+    if args.json and args.alerts_out == "-":
+        raise JanusError("--json and --alerts-out - would both write to standard output: give --alerts-out a file")
     config = config_of(args)
     store = store_of(args, config)
     pinned = dict(store.resolve(ref) for ref in args.baseline)
     pipeline = Pipeline(store, config, arl=args.arl, pinned=pinned)
-    with write_alerts(args.alerts_out) as on_alert, contextlib.ExitStack() as stack:
+    firing = []
+    with contextlib.ExitStack() as stack:
+        write_alert = _alert_writer(stack, args.alerts_out)
+
+        def on_alert(event):
+            write_alert(event)
+            if event.status == "firing":
+                firing.append(event)
+
         on_batch = None
         if args.review_out:
             from detector.review.sampler import SampleWriter
@@ -38,22 +65,33 @@ def _run(args) -> int:
         summary = run_backtest(args.input, pipeline, on_alert=on_alert, on_batch=on_batch)
     if args.json:
         out = summary.to_dict()
+        out["firing"] = [event.to_dict() for event in firing]
         if args.review_out:
             out["review_samples"] = writer.written
         print_json(out)
         return 0
-    print(f"records: {summary.records:,} ({summary.accepted:,} accepted) in {summary.seconds:.1f} s "
-          f"= {summary.records_per_second:,.0f} records/s")
+    # With the alert events on standard output, the summary keeps out of their way.
+    stream = sys.stderr if args.alerts_out == "-" else sys.stdout
+    for line in _summary_lines(summary, firing, args.alerts_out):
+        print(line, file=stream)
+    if args.review_out:
+        print(f"review samples: {writer.written:,} written to {args.review_out}", file=stream)
+    return 0
+
+
+def _summary_lines(summary, firing, alerts_out: str | None) -> list[str]:
+    lines = [f"records: {summary.records:,} ({summary.accepted:,} accepted) in {summary.seconds:.1f} s "
+             f"= {summary.records_per_second:,.0f} records/s"]
     if summary.rejected:
         reasons = ", ".join(f"{r} {n:,}" for r, n in summary.rejected.most_common())
-        print(f"rejected: {sum(summary.rejected.values()):,} ({reasons}); first: {summary.first_rejections[0]}")
-    for model_id, n in summary.baseline_missing.items():
-        print(f"baseline_missing: {model_id}: {n:,} production records had no active baseline")
+        lines.append(f"rejected: {sum(summary.rejected.values()):,} ({reasons}); first: {summary.first_rejections[0]}")
+    lines += [f"baseline_missing: {model_id}: {n:,} production records had no active baseline"
+              for model_id, n in summary.baseline_missing.items()]
     if not summary.alerts:
-        print("alerts: none")
-    for (kind, feature, status), n in sorted(summary.alerts.items()):
-        print(f"alerts: {kind:<9} {feature:<24} {status:<8} {n}")
-    print(f"alerts written to {args.alerts_out}")
-    if args.review_out:
-        print(f"review samples: {writer.written:,} written to {args.review_out}")
-    return 0
+        lines.append("alerts: none")
+    lines += [f"alerts: {kind:<9} {feature:<24} {status:<8} {n}"
+              for (kind, feature, status), n in sorted(summary.alerts.items())]
+    lines += [alert_line(event) for event in firing]
+    if alerts_out not in (None, "-"):
+        lines.append(f"alerts written to {alerts_out}")
+    return lines

@@ -34,3 +34,10 @@ def default_actor() -> str:
 
 def print_json(obj) -> None:
     sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n")
+
+
+def alert_line(event, position: str = "record") -> str:
+    """A firing alert as one readable line: severity, model/segment, feature, where, the sentence."""
+    return (f"ALERT [{event.severity}] {event.model_id}/{event.segment} {event.feature} at {position} "
+            f"{event.record_index:,}: {event.message}")
+
