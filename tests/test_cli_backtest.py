@@ -83,3 +83,43 @@ def test_json_and_alerts_out_dash_is_refused(world):
     assert (rc, out) == (2, "")
     assert err == ("janus: error: --json and --alerts-out - would both write to standard output: "
                    "give --alerts-out a file\n")
+
+
+# ---- rejected records -------------------------------------------------------------------------------
+
+BAD_LINES = [b'{"decision_id": "x"}', b"{not json", b"", b"\xff\xfe"]
+
+
+def test_rejects_out_writes_every_rejected_line_with_its_reason(world, tmp_path):
+    log = tmp_path / "mixed.jsonl"
+    log.write_bytes(open(world["log"], "rb").read() + b"\n".join(BAD_LINES) + b"\n")
+    rejects = tmp_path / "rejects.jsonl"
+    rc, out, err = run_cli(["backtest", "--store", world["store"], "--input", str(log), "--arl", ARL,
+                            "--rejects-out", str(rejects), "--fail-on-all-rejected"])
+    assert (rc, err) == (0, "")  # some records were accepted
+    lines = [orjson.loads(line) for line in rejects.read_bytes().splitlines()]
+    assert [(r["source"], r["line"], r["reason"]) for r in lines] == [
+        (str(log), 2501, "not_json"), (str(log), 2502, "missing_field"), (str(log), 2503, "not_json"),
+        (str(log), 2504, "empty"), (str(log), 2505, "not_utf8")]
+    assert [r["raw"] for r in lines] == ["{not json", '{"decision_id": "x"}', "{not json", "", "\\xff\\xfe"]
+    assert lines[1]["message"] == f"{log}:2502: timestamp: required field is missing"
+    (rejected,) = [line for line in out.splitlines() if line.startswith("rejected: ")]
+    assert rejected.startswith("rejected: 5 (not_json 2, ") and rejected.endswith(f"; all written to {rejects}")
+
+
+def test_json_summary_names_the_first_rejections(world):
+    rc, out, err = _backtest(world, "--json")
+    assert json.loads(out)["first_rejections"] == [f"{world['log']}:2501: not JSON: unexpected character, expected "
+                                                   "a string key: line 1 column 2 (char 1)"]
+
+
+def test_fail_on_all_rejected(world, tmp_path):
+    log = tmp_path / "bad.jsonl"
+    log.write_bytes(b"\n".join(BAD_LINES) + b"\n")
+    argv = ["backtest", "--store", world["store"], "--input", str(log)]
+    assert run_cli(argv)[0] == 0  # without the option, a log of nothing but rejections is not an error
+    rc, out, err = run_cli([*argv, "--fail-on-all-rejected"])
+    assert rc == 2 and out.startswith("records: 4 (0 accepted)")
+    assert err == (f"janus: error: {log}: every record was rejected: 4 (missing_field 1, not_json 1, empty 1, "
+                   f"not_utf8 1); first: {log}:1: timestamp: required field is missing; --rejects-out FILE writes "
+                   "every one with its reason\n")

@@ -54,14 +54,31 @@ def test_build_activate_prints_a_summary(built):
     assert lines[0] == f"built {MODEL}@1 from 1,500 evaluation records (now ACTIVE)"
     assert lines[1] == "skipped 200 production records (use --allow-production with a reason)"
     first = built["first"]
-    assert lines[2] == (f"rejected 3 lines: empty 1, not_json 1, missing_field 1; first: {first}:1701: empty value")
+    assert lines[2] == (f"rejected: 3 (empty 1, not_json 1, missing_field 1); first: {first}:1701: empty value; "
+                        "--rejects-out FILE writes every one with its reason")
 
 
 def test_build_json_summary(built):
     rc, out, err = built["b"]
     assert (rc, err) == (0, "")
     assert json.loads(out) == {"built": [{"model_id": MODEL, "version": "2", "records": 800, "active": False}],
-                               "skipped_production": 0, "rejected": {}}
+                               "skipped_production": 0, "rejected": {}, "first_rejections": []}
+
+
+def test_build_rejects_out_holds_every_rejected_line_even_when_nothing_is_built(built, tmp_path):
+    log = tmp_path / "bad.jsonl"
+    log.write_bytes((built["root"] / "prod.jsonl").read_bytes() + b'{"decision_id": "x"}\n{not json\n\n')
+    rejects = tmp_path / "rejects.jsonl"
+    rc, out, err = _run(["baseline", "build", "--input", str(log), "--store", str(tmp_path / "s"), "--reason", "r",
+                         "--rejects-out", str(rejects)])
+    assert (rc, out) == (2, "")
+    assert [orjson.loads(line) for line in rejects.read_bytes().splitlines()] == [
+        {"source": str(log), "line": 41, "reason": "missing_field", "raw": '{"decision_id": "x"}',
+         "message": f"{log}:41: timestamp: required field is missing"},
+        {"source": str(log), "line": 42, "reason": "not_json", "raw": "{not json",
+         "message": f"{log}:42: not JSON: unexpected character, expected a string key: line 1 column 2 (char 1)"},
+        {"source": str(log), "line": 43, "reason": "empty", "raw": "", "message": f"{log}:43: empty value"},
+    ]
 
 
 def test_build_allow_production_needs_a_real_reason_and_records_it(built, tmp_path, capsys):

@@ -7,7 +7,8 @@ import sys
 
 import orjson
 
-from detector.cli.common import add_store_argument, alert_line, config_of, print_json, store_of
+from detector.cli.common import add_rejects_argument, add_store_argument, alert_line, config_of, print_json, \
+    rejections_text, rejects_writer, store_of
 from detector.errors import JanusError
 
 
@@ -23,6 +24,9 @@ def register(p) -> None:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--review-out", metavar="FILE.jsonl",
                    help="also write the audit sample for human review (docs/review.md), one JSON per line")
+    add_rejects_argument(p)
+    p.add_argument("--fail-on-all-rejected", action="store_true",
+                   help="exit with status 2 when the input has records and every one was rejected")
     p.set_defaults(handler=_run)
 
 
@@ -56,35 +60,44 @@ def _run(args) -> int:
             if event.status == "firing":
                 firing.append(event)
 
-        on_batch = None
+        write_rejects = stack.enter_context(rejects_writer(args.rejects_out, args.input, lines=True))
+        writer = None
         if args.review_out:
             from detector.review.sampler import SampleWriter
 
             writer = stack.enter_context(SampleWriter(args.review_out, append=False))
-            on_batch = (lambda result: writer.write(result.review_samples))
+
+        def on_batch(result):
+            write_rejects(result.rejections)
+            if writer is not None:
+                writer.write(result.review_samples)
+
         summary = run_backtest(args.input, pipeline, on_alert=on_alert, on_batch=on_batch)
     if args.json:
         out = summary.to_dict()
+        out["first_rejections"] = summary.first_rejections
         out["firing"] = [event.to_dict() for event in firing]
-        if args.review_out:
+        if writer is not None:
             out["review_samples"] = writer.written
         print_json(out)
-        return 0
-    # With the alert events on standard output, the summary keeps out of their way.
-    stream = sys.stderr if args.alerts_out == "-" else sys.stdout
-    for line in _summary_lines(summary, firing, args.alerts_out):
-        print(line, file=stream)
-    if args.review_out:
-        print(f"review samples: {writer.written:,} written to {args.review_out}", file=stream)
+    else:
+        # With the alert events on standard output, the summary keeps out of their way.
+        stream = sys.stderr if args.alerts_out == "-" else sys.stdout
+        for line in _summary_lines(summary, firing, args):
+            print(line, file=stream)
+        if writer is not None:
+            print(f"review samples: {writer.written:,} written to {args.review_out}", file=stream)
+    if args.fail_on_all_rejected and summary.records and not summary.accepted:
+        raise JanusError(f"{args.input}: every record was rejected: "
+                         + rejections_text(summary.rejected, summary.first_rejections[0], args.rejects_out))
     return 0
 
 
-def _summary_lines(summary, firing, alerts_out: str | None) -> list[str]:
+def _summary_lines(summary, firing, args) -> list[str]:
     lines = [f"records: {summary.records:,} ({summary.accepted:,} accepted) in {summary.seconds:.1f} s "
              f"= {summary.records_per_second:,.0f} records/s"]
     if summary.rejected:
-        reasons = ", ".join(f"{r} {n:,}" for r, n in summary.rejected.most_common())
-        lines.append(f"rejected: {sum(summary.rejected.values()):,} ({reasons}); first: {summary.first_rejections[0]}")
+        lines.append(f"rejected: {rejections_text(summary.rejected, summary.first_rejections[0], args.rejects_out)}")
     lines += [f"baseline_missing: {model_id}: {n:,} production records had no active baseline"
               for model_id, n in summary.baseline_missing.items()]
     if not summary.alerts:
@@ -92,6 +105,6 @@ def _summary_lines(summary, firing, alerts_out: str | None) -> list[str]:
     lines += [f"alerts: {kind:<9} {feature:<24} {status:<8} {n}"
               for (kind, feature, status), n in sorted(summary.alerts.items())]
     lines += [alert_line(event) for event in firing]
-    if alerts_out not in (None, "-"):
-        lines.append(f"alerts written to {alerts_out}")
+    if args.alerts_out not in (None, "-"):
+        lines.append(f"alerts written to {args.alerts_out}")
     return lines

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from collections import Counter
 
-from detector.cli.common import add_store_argument, config_of, default_actor, print_json, store_of
+from detector.cli.common import add_rejects_argument, add_store_argument, config_of, default_actor, print_json, \
+    rejections_text, rejects_writer, store_of
 from detector.cli.serve_cmd import add_range_arguments
 from detector.errors import JanusError
 from detector.records import read_decisions
@@ -26,6 +27,7 @@ def register(parser) -> None:
     b.add_argument("--allow-production", action="store_true",
                    help="also learn from production records (refused unless asked: it would hide drift)")
     b.add_argument("--json", action="store_true")
+    add_rejects_argument(b)
     add_range_arguments(b)
     b.set_defaults(handler=_build)
 
@@ -75,6 +77,9 @@ def register(parser) -> None:
         add_store_argument(p)
 
 
+FIRST_REJECTIONS = 5  # rejections named in the --json summary (as `janus backtest --json`); --rejects-out has all
+
+
 def _build(args) -> int:
     from detector.baseline import build_baselines
     from detector.baseline.from_kafka import check_range_arguments, iso, read_range_from_args
@@ -90,6 +95,10 @@ def _build(args) -> int:
     else:
         parsed = read_decisions(args.input, config.limits)
         where = source = str(args.input)
+    # Before building: the rejected records matter most when nothing could be built.
+    with rejects_writer(args.rejects_out, kafka_range[0] if kafka_range else args.input,
+                        lines=kafka_range is None) as write_rejects:
+        write_rejects(parsed.rejections)
     result = build_baselines(parsed.decisions, config, model_id=args.model_id,
                              allow_production=args.allow_production, source=source,
                              reason=args.reason, actor=args.actor or default_actor())
@@ -101,7 +110,8 @@ def _build(args) -> int:
         version = store.save(baseline, actor=baseline.actor, reason=args.reason, activate=args.activate)
         built.append({"model_id": model_id, "version": version, "records": baseline.n_records,
                       "active": args.activate})
-    summary = {"built": built, "skipped_production": result.skipped_production, "rejected": dict(rejected)}
+    summary = {"built": built, "skipped_production": result.skipped_production, "rejected": dict(rejected),
+               "first_rejections": [r.message for r in parsed.rejections[:FIRST_REJECTIONS]]}
     if kafka_range is not None:
         summary["kafka"] = {"topic": parsed.topic, "since": iso(parsed.since), "until": iso(parsed.until),
                             "messages": parsed.messages, "skipped_before_since": parsed.skipped_before,
@@ -118,8 +128,7 @@ def _build(args) -> int:
     if result.skipped_production:
         print(f"skipped {result.skipped_production:,} production records (use --allow-production with a reason)")
     if rejected:
-        print(f"rejected {sum(rejected.values()):,} lines: " + ", ".join(f"{k} {v:,}" for k, v in rejected.most_common())
-              + f"; first: {parsed.rejections[0].message}")
+        print(f"rejected: {rejections_text(rejected, parsed.rejections[0].message, args.rejects_out)}")
     for baseline in result.baselines.values():
         for line in _sample_size_warning(baseline, config):
             print(line)
