@@ -87,6 +87,15 @@ class FeaturesConfig:
 
 
 @dataclass(frozen=True)
+class BaselineConfig:
+    """`janus baseline build`."""
+
+    # Fewest records per model a baseline is built from (unless --force): from fewer, the codes'
+    # rates are so uncertain that detection would be slow and the text clusters meaningless.
+    min_records: int = 200
+
+
+@dataclass(frozen=True)
 class DetectionConfig:
     """The detection contract (DESIGN.md): one number, the ARL, sets the false-alarm budget."""
 
@@ -199,6 +208,7 @@ class JanusConfig:
     store: str = "baselines"
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from collections import Counter
 
 from detector.cli.common import add_rejects_argument, add_store_argument, config_of, default_actor, print_json, \
@@ -26,6 +27,9 @@ def register(parser) -> None:
     b.add_argument("--activate", action="store_true", help="make the new version ACTIVE")
     b.add_argument("--allow-production", action="store_true",
                    help="also learn from production records (refused unless asked: it would hide drift)")
+    b.add_argument("--force", action="store_true",
+                   help="build from fewer records per model than the configured minimum ([baseline] min_records, "
+                        "default 200)")
     b.add_argument("--json", action="store_true")
     add_rejects_argument(b)
     add_range_arguments(b)
@@ -99,11 +103,16 @@ def _build(args) -> int:
     with rejects_writer(args.rejects_out, kafka_range[0] if kafka_range else args.input,
                         lines=kafka_range is None) as write_rejects:
         write_rejects(parsed.rejections)
-    result = build_baselines(parsed.decisions, config, model_id=args.model_id,
-                             allow_production=args.allow_production, source=source,
-                             reason=args.reason, actor=args.actor or default_actor())
+    # Fitting a small sample makes scikit-learn warn (e.g. ConvergenceWarning) in terms a user cannot act
+    # on; the minimum and the sample-size warning below say what matters.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = build_baselines(parsed.decisions, config, model_id=args.model_id,
+                                 allow_production=args.allow_production, source=source,
+                                 reason=args.reason, actor=args.actor or default_actor(),
+                                 min_records=1 if args.force else config.baseline.min_records)
     if not result.baselines:
-        raise JanusError(f"{where}: no evaluation records" + (f" for model {args.model_id!r}" if args.model_id else ""))
+        raise JanusError(_nothing_to_build(where, args, parsed.decisions, parsed.rejections))
     rejected = Counter(r.reason for r in parsed.rejections)
     built = []
     for model_id, baseline in result.baselines.items():
@@ -133,6 +142,25 @@ def _build(args) -> int:
         for line in _sample_size_warning(baseline, config):
             print(line)
     return 0
+
+
+def _nothing_to_build(where: str, args, decisions, rejections) -> str:
+    """Why no baseline could be built: what was read, by traffic and rejection reason, and the way out."""
+    mine = [d for d in decisions if args.model_id is None or d.model_id == args.model_id]
+    traffic = Counter(d.traffic for d in mine)
+    of = f" of model {args.model_id!r}" if args.model_id else ""
+    text = (f"{where}: no evaluation records{of} to build a baseline from: read {len(decisions) + len(rejections):,} "
+            f"records, {traffic['evaluation']:,} evaluation and {traffic['production']:,} production{of}")
+    if rejections:
+        first = rejections[0].message
+        text += f", rejected {rejections_text(Counter(r.reason for r in rejections), first, args.rejects_out)}"
+    if traffic["production"] and not args.allow_production:
+        text += (". Production records are left out, as a baseline learned from them would hide the drift it must "
+                 "catch: to include them anyway, add --allow-production and a --reason saying why")
+    if args.model_id and not mine and decisions:
+        models = sorted({d.model_id for d in decisions})
+        text += f". Models in the input: {', '.join(models[:10])}{', …' if len(models) > 10 else ''}"
+    return text
 
 
 # Codes rarer than this are left out of the build warning (they always need large samples; `show`
