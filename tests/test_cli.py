@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import pytest
 
 from clirun import run_cli
 from detector import __version__
-from detector.cli import COMMANDS, main
+from detector.cli import COMMANDS, _where, main
 
 HEAVY = ("numpy", "scipy", "sklearn", "kafka", "prometheus_client", "matplotlib", "jinja2")
 # Commands whose own --help needs none of HEAVY (simulate lists numpy-built scenarios; demo is all of Janus).
@@ -77,7 +78,10 @@ FILE_ERRORS = [
     (["backtest", "--input", "{log}", "--alerts-out", "{folder}"],
      "--alerts-out {folder}: it is a folder; give the path of a file"),
     (["backtest", "--input", "{log}", "--alerts-out", "{file}/alerts.jsonl"],
-     "{file} (in --alerts-out {file}/alerts.jsonl): a file of that name is in the way; remove it or give another path"),
+     "{file} (from --alerts-out {file}/alerts.jsonl): a file of that name is in the way; "
+     "remove it or give another path"),
+    (["backtest", "--input", "{log}", "--rejects-out", "{folder}"],
+     "--rejects-out {folder}: it is a folder; give the path of a file"),
     (["baseline", "build", "--input", "{folder}", "--reason", "r"],
      "--input {folder}: it is a folder; give the path of a file"),
     (["probe", "analyze", "--input", "{folder}"],
@@ -102,3 +106,13 @@ def test_file_errors_are_one_line_naming_the_file_and_the_fix(tmp_path, argv, ex
     rc, out, err = run_cli([a.format(**names) for a in argv] + store)
     assert (rc, out) == (2, "")
     assert err == f"janus: error: {expected.format(**names)}\n"
+
+
+def test_the_failed_file_is_named_after_the_closest_option():
+    args = argparse.Namespace(command="baseline", baseline_command="build", input="in.jsonl", out=".",
+                              store="s", reason="r", handler=None)
+    assert _where(args, "in.jsonl") == "--input in.jsonl"
+    assert _where(args, "s/m/1/meta.json") == "s/m/1/meta.json (from --store s)"  # not --out ., further up
+    assert _where(args, "/elsewhere/x") == "/elsewhere/x"
+    args.out = "out/sub/alerts.jsonl"
+    assert _where(args, "out") == "out (from --out out/sub/alerts.jsonl)"

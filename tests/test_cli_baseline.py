@@ -73,8 +73,8 @@ def test_build_rejects_out_holds_every_rejected_line_even_when_nothing_is_built(
     rc, out, err = _run(["baseline", "build", "--input", str(log), "--store", str(tmp_path / "s"), "--reason", "r",
                          "--rejects-out", str(rejects)])
     assert (rc, out) == (2, "")
-    assert err == (f"janus: error: {log}: no evaluation records to build a baseline from: read 43 records, 0 evaluation "
-                   f"and 40 production, rejected 3 (missing_field 1, not_json 1, empty 1); first: {log}:41: timestamp: "
+    assert err == (f"janus: error: {log}: no evaluation records to build a baseline from: read 43 records, "
+                   f"0 evaluation and 40 production, rejected 3 (missing_field 1, not_json 1, empty 1); first: {log}:41: timestamp: "
                    f"required field is missing; all written to {rejects}. Production records are left out, as a "
                    "baseline learned from them would hide the drift it must catch: to include them anyway, add "
                    "--allow-production and a --reason saying why\n")

@@ -58,18 +58,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _where(args: argparse.Namespace, filename: str) -> str:
     """The failed file, named after the option that led to it: ``--input data`` when the option names
-    it, ``data/m/1/meta.json (in --store data)`` when the option names a folder above or a file below."""
+    it, ``data/m/1/meta.json (from --store data)`` when the option names a folder above it or a file
+    below it (the closest such option)."""
     failed = Path(os.path.abspath(filename))
+    related = []
     for dest, value in vars(args).items():
-        if not isinstance(value, str) or not value or dest in ("command", "handler"):
-            continue
+        if not isinstance(value, str) or not value or dest == "command" or dest.endswith("_command"):
+            continue  # (sub-command names are not paths)
         given = Path(os.path.abspath(value))
-        option = f"--{dest.replace('_', '-')}"
-        if given == failed:
-            return f"{option} {value}"
-        if failed.is_relative_to(given) or given.is_relative_to(failed):
-            return f"{filename} (in {option} {value})"
-    return filename
+        if given.is_relative_to(failed) or failed.is_relative_to(given):
+            related.append((abs(len(given.parts) - len(failed.parts)), f"--{dest.replace('_', '-')} {value}"))
+    if not related:
+        return filename
+    distance, option = min(related, key=lambda r: r[0])
+    return option if distance == 0 else f"{filename} (from {option})"
 
 
 def main(argv: list[str] | None = None) -> int:

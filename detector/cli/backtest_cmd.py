@@ -61,32 +61,32 @@ def _run(args) -> int:
                 firing.append(event)
 
         write_rejects = stack.enter_context(rejects_writer(args.rejects_out, args.input, lines=True))
-        writer = None
+        samples = None
         if args.review_out:
             from detector.review.sampler import SampleWriter
 
-            writer = stack.enter_context(SampleWriter(args.review_out, append=False))
+            samples = stack.enter_context(SampleWriter(args.review_out, append=False))
 
         def on_batch(result):
             write_rejects(result.rejections)
-            if writer is not None:
-                writer.write(result.review_samples)
+            if samples is not None:
+                samples.write(result.review_samples)
 
         summary = run_backtest(args.input, pipeline, on_alert=on_alert, on_batch=on_batch)
     if args.json:
         out = summary.to_dict()
         out["first_rejections"] = summary.first_rejections
         out["firing"] = [event.to_dict() for event in firing]
-        if writer is not None:
-            out["review_samples"] = writer.written
+        if samples is not None:
+            out["review_samples"] = samples.written
         print_json(out)
     else:
         # With the alert events on standard output, the summary keeps out of their way.
         stream = sys.stderr if args.alerts_out == "-" else sys.stdout
         for line in _summary_lines(summary, firing, args):
             print(line, file=stream)
-        if writer is not None:
-            print(f"review samples: {writer.written:,} written to {args.review_out}", file=stream)
+        if samples is not None:
+            print(f"review samples: {samples.written:,} written to {args.review_out}", file=stream)
     if args.fail_on_all_rejected and summary.records and not summary.accepted:
         raise JanusError(f"{args.input}: every record was rejected: "
                          + rejections_text(summary.rejected, summary.first_rejections[0], args.rejects_out))

@@ -68,7 +68,7 @@ def rejections_text(counts: Counter, first: str, rejects_out: str | None) -> str
 
 @contextlib.contextmanager
 def rejects_writer(path: str | None, source: str, *, lines: bool) -> Iterator[Callable[[Iterable], None]]:
-    """``write(rejections)`` appending to ``--rejects-out`` (a no-op without the option)."""
+    """``write(rejections)`` into a new ``--rejects-out`` file (a no-op without the option)."""
     if path is None:
         yield lambda rejections: None
         return

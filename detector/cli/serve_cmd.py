@@ -12,7 +12,9 @@ from detector import logs
 from detector.cli.common import add_store_argument, config_of, store_of
 from detector.errors import JanusError
 
-if TYPE_CHECKING:  # imported where used: `janus baseline` and `report` share the Kafka options defined here
+# Imported where used: `janus baseline` and `janus report` build their parsers with the Kafka options
+# defined here, and need no Kafka or Prometheus library for that.
+if TYPE_CHECKING:
     from detector.metrics import JanusMetrics
     from detector.stream.service import StreamService
 
