@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
-from detector.errors import JanusError
+from detector.errors import JanusError, file_error
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,15 @@ class FeaturesConfig:
     refusal_source: str = "auto"
     refusal_patterns: list[str] = field(default_factory=list)  # empty: the recogniser's defaults
     refusal_max_chars: int = 600  # of each output text searched for a refusal
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """`janus baseline build`."""
+
+    # Fewest records per model a baseline is built from (unless --force): from fewer, the codes'
+    # rates are so uncertain that detection would be slow and the text clusters meaningless.
+    min_records: int = 200
 
 
 @dataclass(frozen=True)
@@ -205,6 +214,7 @@ class JanusConfig:
     store: str = "baselines"
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
@@ -332,7 +342,7 @@ def load_config(path: str | Path | None) -> JanusConfig:
     except UnicodeDecodeError as exc:
         raise JanusError(f"{path}: not valid TOML: not UTF-8 ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:  # a folder, no permission, ...
-        raise JanusError(f"{path}: cannot read configuration file: {exc.strerror or exc}") from None
+        raise file_error(exc, path, "read configuration file") from None
     try:
         return parse_config(data)
     except JanusError as exc:

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from detector.errors import JanusError
+from detector.errors import JanusError, file_error
 from detector.heap import gc_paused
 
 DEFAULT_MODEL_ID = "triage-agent"
@@ -877,7 +877,7 @@ def write_logs(logs: SimulatedLogs, out_dir: str | Path) -> dict[str, Path]:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise JanusError(f"{out}: cannot create output directory: {exc.strerror or exc}") from None
+        raise file_error(exc, out, "create output directory") from None
     paths = {
         "evaluation": out / "evaluation.jsonl",
         "production": out / "production.jsonl",
@@ -888,5 +888,5 @@ def write_logs(logs: SimulatedLogs, out_dir: str | Path) -> dict[str, Path]:
         _write_jsonl(paths["production"], logs.production)
         paths["truth"].write_bytes(orjson.dumps(logs.truth, option=orjson.OPT_INDENT_2) + b"\n")
     except OSError as exc:
-        raise JanusError(f"{out}: cannot write simulated logs: {exc.strerror or exc}") from None
+        raise file_error(exc, out, "write simulated logs") from None
     return paths

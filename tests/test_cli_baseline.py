@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 
 import orjson
 import pytest
@@ -54,19 +55,42 @@ def test_build_activate_prints_a_summary(built):
     assert lines[0] == f"built {MODEL}@1 from 1,500 evaluation records (now ACTIVE)"
     assert lines[1] == "skipped 200 production records (use --allow-production with a reason)"
     first = built["first"]
-    assert lines[2] == (f"rejected 3 lines: empty 1, not_json 1, missing_field 1; first: {first}:1701: empty value")
+    assert lines[2] == (f"rejected: 3 (empty 1, not_json 1, missing_field 1); first: {first}:1701: empty value; "
+                        "--rejects-out FILE writes every one with its reason")
 
 
 def test_build_json_summary(built):
     rc, out, err = built["b"]
     assert (rc, err) == (0, "")
     assert json.loads(out) == {"built": [{"model_id": MODEL, "version": "2", "records": 800, "active": False}],
-                               "skipped_production": 0, "rejected": {}}
+                               "skipped_production": 0, "rejected": {}, "first_rejections": []}
+
+
+def test_build_rejects_out_holds_every_rejected_line_even_when_nothing_is_built(built, tmp_path):
+    log = tmp_path / "bad.jsonl"
+    log.write_bytes((built["root"] / "prod.jsonl").read_bytes() + b'{"decision_id": "x"}\n{not json\n\n')
+    rejects = tmp_path / "rejects.jsonl"
+    rc, out, err = _run(["baseline", "build", "--input", str(log), "--store", str(tmp_path / "s"), "--reason", "r",
+                         "--rejects-out", str(rejects)])
+    assert (rc, out) == (2, "")
+    assert err == (f"janus: error: {log}: no evaluation records to build a baseline from: read 43 records, "
+                   f"0 evaluation and 40 production, rejected 3 (missing_field 1, not_json 1, empty 1); first: {log}:41: timestamp: "
+                   f"required field is missing; all written to {rejects}. Production records are left out, as a "
+                   "baseline learned from them would hide the drift it must catch: to include them anyway, add "
+                   "--allow-production and a --reason saying why\n")
+    assert [orjson.loads(line) for line in rejects.read_bytes().splitlines()] == [
+        {"source": str(log), "line": 41, "reason": "missing_field", "raw": '{"decision_id": "x"}',
+         "message": f"{log}:41: timestamp: required field is missing"},
+        {"source": str(log), "line": 42, "reason": "not_json", "raw": "{not json",
+         "message": f"{log}:42: not JSON: unexpected character, expected a string key: line 1 column 2 (char 1)"},
+        {"source": str(log), "line": 43, "reason": "empty", "raw": "", "message": f"{log}:43: empty value"},
+    ]
 
 
 def test_build_allow_production_needs_a_real_reason_and_records_it(built, tmp_path, capsys):
     store = str(tmp_path / "s")
-    argv = ["baseline", "build", "--input", str(built["root"] / "prod.jsonl"), "--store", store, "--allow-production"]
+    argv = ["baseline", "build", "--input", str(built["root"] / "prod.jsonl"), "--store", store, "--allow-production",
+            "--force"]  # 40 records: below the minimum
     assert main([*argv, "--reason", "   "]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.startswith("janus: error: --allow-production needs a --reason") and err.count("\n") == 1
@@ -80,6 +104,42 @@ def test_build_allow_production_needs_a_real_reason_and_records_it(built, tmp_pa
     assert main(["baseline", "show", f"{MODEL}@1", "--store", store, "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert (info["traffic"], info["reason"], info["actor"]) == ("evaluation+production", "no evaluation data yet", "zoe")
+
+
+def _head(path, n, tmp_path):
+    head = tmp_path / f"head{n}.jsonl"
+    head.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[:n]))
+    return head
+
+
+def test_a_baseline_from_too_few_records_needs_force_and_shows_no_library_warning(built, tmp_path):
+    tiny = _head(built["second"], 2, tmp_path)
+    argv = ["baseline", "build", "--input", str(tiny), "--store", str(tmp_path / "s"), "--reason", "r"]
+    rc, out, err = _run(argv)
+    assert (rc, out) == (2, "")
+    assert err == (f"janus: error: {tiny}: too few evaluation records for a baseline: {MODEL} has 2, fewer than the "
+                   "minimum of 200 ([baseline] min_records): rates estimated from so few make detection slow and "
+                   "unreliable; build from more records, or anyway with --force\n")
+    assert not (tmp_path / "s").exists()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rc, out, err = _run([*argv, "--force"])
+    assert (rc, err) == (0, "")
+    assert out.startswith(f"built {MODEL}@1 from 2 evaluation records\n")
+    assert [f"{w.category.__name__}: {w.message}" for w in caught] == []  # scikit-learn's, e.g. ConvergenceWarning
+
+
+def test_the_minimum_is_configurable(built, tmp_path):
+    small = _head(built["second"], 20, tmp_path)
+    config = tmp_path / "janus.toml"
+    argv = ["--config", str(config), "baseline", "build", "--input", str(small), "--store", str(tmp_path / "s"),
+            "--reason", "r"]
+    config.write_text("[baseline]\nmin_records = 20\n")
+    rc, out, err = _run(argv)
+    assert (rc, err) == (0, "") and out.startswith(f"built {MODEL}@1 from 20 evaluation records\n")
+    config.write_text("[baseline]\nmin_records = 21\n")
+    rc, out, err = _run(argv)
+    assert rc == 2 and f"{MODEL} has 20, fewer than the minimum of 21 " in err
 
 
 def test_list_text_and_json(built, capsys):
@@ -206,10 +266,14 @@ ERRORS = [
     (["show", MODEL], _tamper_meta, "SHA-256 does not match the manifest"),
     (["promote", MODEL, "1", "--reason", "r"], _tamper_meta, "refusing a tampered baseline"),
     (["audit"], _tamper_audit, "audit chain broken"),
-    (["build", "--input", "{root}/absent.jsonl", "--reason", "r"], None, "absent.jsonl: cannot read input"),
+    (["build", "--input", "{root}/absent.jsonl", "--reason", "r"], None,
+     "absent.jsonl: no such file or folder; check the path"),
     (["build", "--input", "{root}/prod.jsonl", "--reason", "r"], None, "prod.jsonl: no evaluation records"),
     (["build", "--input", "{root}/first.jsonl", "--reason", "r", "--model-id", "ghost"], None,
-     "no evaluation records for model 'ghost'"),
+     "no evaluation records of model 'ghost' to build a baseline from: read 1,703 records, 0 evaluation and 0 "
+     "production of model 'ghost', rejected 3 (empty 1, not_json 1, missing_field 1); first: "),
+    (["build", "--input", "{root}/first.jsonl", "--reason", "r", "--model-id", "ghost"], None,
+     "writes every one with its reason. Models in the input: triage-agent"),
 ]
 
 

@@ -67,8 +67,9 @@ def build_baseline(decisions: Sequence[Decision], config: JanusConfig = JanusCon
 
 def build_baselines(decisions: Sequence[Decision], config: JanusConfig = JanusConfig(), *,
                     model_id: str | None = None, allow_production: bool = False, source: str = "",
-                    reason: str = "", actor: str = "") -> BuildResult:
-    """Group decisions by model and build a baseline for each (or only ``model_id``)."""
+                    reason: str = "", actor: str = "", min_records: int = 1) -> BuildResult:
+    """Group decisions by model and build a baseline for each (or only ``model_id``); refused, before
+    any fitting, if a model has fewer than ``min_records`` records."""
     if allow_production and not reason.strip():
         raise JanusError("--allow-production needs a --reason: a baseline from production hides drift")
     by_model: dict[str, list[Decision]] = defaultdict(list)
@@ -81,6 +82,13 @@ def build_baselines(decisions: Sequence[Decision], config: JanusConfig = JanusCo
             continue
         by_model[d.model_id].append(d)
     traffic = "evaluation+production" if allow_production else "evaluation"
+    short = {m: len(ds) for m, ds in sorted(by_model.items()) if len(ds) < min_records}
+    if short:
+        raise JanusError(f"{source + ': ' if source else ''}too few {traffic} records for a baseline: "
+                         + ", ".join(f"{m} has {n:,}" for m, n in short.items())
+                         + f", fewer than the minimum of {min_records:,} ([baseline] min_records): rates estimated "
+                           "from so few make detection slow and unreliable; build from more records, or anyway "
+                           "with --force")
     baselines = {
         m: build_baseline(ds, config, source=source, reason=reason, actor=actor, traffic=traffic)
         for m, ds in sorted(by_model.items())

@@ -291,19 +291,6 @@ def rejected_summary(rejections: list[Rejection]) -> Counter:
 RANGE_OPTIONS = ("topic", "since", "until", "bootstrap_servers")
 
 
-def add_range_arguments(parser) -> None:
-    """``--topic --since --until`` plus the Kafka connection options of ``janus serve``
-    (``--bootstrap-servers``, SASL/SSL), used with ``--from-kafka``."""
-    from detector.cli.serve_cmd import add_kafka_arguments
-
-    parser.add_argument("--topic", help="with --from-kafka: the topic to read (default: the config's only topic)")
-    parser.add_argument("--since", metavar="TIME",
-                        help="with --from-kafka: start of the range (RFC 3339, epoch seconds, or a duration "
-                             "before now such as 24h)")
-    parser.add_argument("--until", metavar="TIME", help="with --from-kafka: end of the range, exclusive (default: now)")
-    add_kafka_arguments(parser)
-
-
 def check_range_arguments(args, config) -> tuple[str, float, float] | None:
     """Validate the range options: (topic, since, until) with ``--from-kafka``, else None."""
     if not getattr(args, "from_kafka", False):

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from collections import Counter
 
-from detector.baseline import build_baselines
-from detector.baseline.from_kafka import add_range_arguments, check_range_arguments, iso, read_range_from_args
-from detector.baseline.compare import diff_baselines
-from detector.cli.common import add_store_argument, config_of, default_actor, print_json, store_of
+from detector.cli.common import add_rejects_argument, add_store_argument, config_of, default_actor, print_json, \
+    rejections_text, rejects_writer, store_of
+from detector.cli.serve_cmd import add_range_arguments
 from detector.errors import JanusError
 from detector.records import read_decisions
 
 
-def register(sub) -> None:
-    parser = sub.add_parser("baseline", help="build, inspect, compare, promote and roll back baselines")
+def register(parser) -> None:
     cmds = parser.add_subparsers(dest="baseline_command", required=True, metavar="ACTION")
 
     b = cmds.add_parser("build", help="build a baseline per model from evaluation records")
@@ -28,7 +27,11 @@ def register(sub) -> None:
     b.add_argument("--activate", action="store_true", help="make the new version ACTIVE")
     b.add_argument("--allow-production", action="store_true",
                    help="also learn from production records (refused unless asked: it would hide drift)")
+    b.add_argument("--force", action="store_true",
+                   help="build from fewer records per model than the configured minimum ([baseline] min_records, "
+                        "default 200)")
     b.add_argument("--json", action="store_true")
+    add_rejects_argument(b)
     add_range_arguments(b)
     b.set_defaults(handler=_build)
 
@@ -78,7 +81,13 @@ def register(sub) -> None:
         add_store_argument(p)
 
 
+FIRST_REJECTIONS = 5  # rejections named in the --json summary (as `janus backtest --json`); --rejects-out has all
+
+
 def _build(args) -> int:
+    from detector.baseline import build_baselines
+    from detector.baseline.from_kafka import check_range_arguments, iso, read_range_from_args
+
     config = config_of(args)
     store = store_of(args, config)
     kafka_range = check_range_arguments(args, config)
@@ -88,23 +97,30 @@ def _build(args) -> int:
         parsed = read_range_from_args(args, config, kafka_range)
         where, source = f"topic {kafka_range[0]} {iso(kafka_range[1])}..{iso(kafka_range[2])}", parsed.source()
     else:
-        try:
-            parsed = read_decisions(args.input, config.limits)
-        except OSError as exc:
-            raise JanusError(f"{args.input}: cannot read input: {exc.strerror or exc}") from None
+        parsed = read_decisions(args.input, config.limits)
         where = source = str(args.input)
-    result = build_baselines(parsed.decisions, config, model_id=args.model_id,
-                             allow_production=args.allow_production, source=source,
-                             reason=args.reason, actor=args.actor or default_actor())
+    # Before building: the rejected records matter most when nothing could be built.
+    with rejects_writer(args.rejects_out, kafka_range[0] if kafka_range else args.input,
+                        lines=kafka_range is None) as write_rejects:
+        write_rejects(parsed.rejections)
+    # Fitting a small sample makes scikit-learn warn (e.g. ConvergenceWarning) in terms a user cannot act
+    # on; the minimum and the sample-size warning below say what matters.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = build_baselines(parsed.decisions, config, model_id=args.model_id,
+                                 allow_production=args.allow_production, source=source,
+                                 reason=args.reason, actor=args.actor or default_actor(),
+                                 min_records=1 if args.force else config.baseline.min_records)
     if not result.baselines:
-        raise JanusError(f"{where}: no evaluation records" + (f" for model {args.model_id!r}" if args.model_id else ""))
+        raise JanusError(_nothing_to_build(where, args, parsed.decisions, parsed.rejections))
     rejected = Counter(r.reason for r in parsed.rejections)
     built = []
     for model_id, baseline in result.baselines.items():
         version = store.save(baseline, actor=baseline.actor, reason=args.reason, activate=args.activate)
         built.append({"model_id": model_id, "version": version, "records": baseline.n_records,
                       "active": args.activate})
-    summary = {"built": built, "skipped_production": result.skipped_production, "rejected": dict(rejected)}
+    summary = {"built": built, "skipped_production": result.skipped_production, "rejected": dict(rejected),
+               "first_rejections": [r.message for r in parsed.rejections[:FIRST_REJECTIONS]]}
     if kafka_range is not None:
         summary["kafka"] = {"topic": parsed.topic, "since": iso(parsed.since), "until": iso(parsed.until),
                             "messages": parsed.messages, "skipped_before_since": parsed.skipped_before,
@@ -121,12 +137,30 @@ def _build(args) -> int:
     if result.skipped_production:
         print(f"skipped {result.skipped_production:,} production records (use --allow-production with a reason)")
     if rejected:
-        print(f"rejected {sum(rejected.values()):,} lines: " + ", ".join(f"{k} {v:,}" for k, v in rejected.most_common())
-              + f"; first: {parsed.rejections[0].message}")
+        print(f"rejected: {rejections_text(rejected, parsed.rejections[0].message, args.rejects_out)}")
     for baseline in result.baselines.values():
         for line in _sample_size_warning(baseline, config):
             print(line)
     return 0
+
+
+def _nothing_to_build(where: str, args, decisions, rejections) -> str:
+    """Why no baseline could be built: what was read, by traffic and rejection reason, and the way out."""
+    mine = [d for d in decisions if args.model_id is None or d.model_id == args.model_id]
+    traffic = Counter(d.traffic for d in mine)
+    of = f" of model {args.model_id!r}" if args.model_id else ""
+    text = (f"{where}: no evaluation records{of} to build a baseline from: read {len(decisions) + len(rejections):,} "
+            f"records, {traffic['evaluation']:,} evaluation and {traffic['production']:,} production{of}")
+    if rejections:
+        first = rejections[0].message
+        text += f", rejected {rejections_text(Counter(r.reason for r in rejections), first, args.rejects_out)}"
+    if traffic["production"] and not args.allow_production:
+        text += (". Production records are left out, as a baseline learned from them would hide the drift it must "
+                 "catch: to include them anyway, add --allow-production and a --reason saying why")
+    if args.model_id and not mine and decisions:
+        models = sorted({d.model_id for d in decisions})
+        text += f". Models in the input: {', '.join(models[:10])}{', …' if len(models) > 10 else ''}"
+    return text
 
 
 # Codes rarer than this are left out of the build warning (they always need large samples; `show`
@@ -214,10 +248,12 @@ def _show(args) -> int:
 
 
 def _diff(args) -> int:
+    from detector.baseline.compare import diff_baselines
+    from detector.report.advice import CLUSTER_FEATURES, promotion_check
+
     store = store_of(args, config_of(args))
     a = store.load(*store.resolve(args.a))
     b = store.load(*store.resolve(args.b))
-    from detector.report.advice import CLUSTER_FEATURES, promotion_check
 
     # Text clusters and quantile bins are fitted per baseline: between two versions the same label
     # ("#3", "[96, 103)") means different things, so a distance by label is not a change. Such

@@ -5,8 +5,7 @@ from __future__ import annotations
 from detector.cli.common import config_of, print_json
 
 
-def register(sub) -> None:
-    parser = sub.add_parser("config", help="show the effective configuration")
+def register(parser) -> None:
     cmds = parser.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     show = cmds.add_parser("show", help="print the effective configuration as JSON")
     show.set_defaults(handler=_show)

@@ -18,7 +18,7 @@ from pathlib import Path
 import orjson
 
 from detector.baseline import BaselineStore, build_baselines
-from detector.cli.common import config_of
+from detector.cli.common import alert_line, config_of
 from detector.cli.serve_cmd import wire_metrics
 from detector.metrics import JanusMetrics
 from detector.records import parse_values
@@ -31,8 +31,7 @@ TOPIC = "janus.decisions"
 AGENTS = (("triage-agent", "compliance-gap"), ("triage-agent-control", "no-change"))
 
 
-def register(sub) -> None:
-    p = sub.add_parser("demo", help="embedded broker, simulated agents, live detection, metrics and alerts")
+def register(p) -> None:
     p.add_argument("--out", default="demo-output", help="folder for the baseline store and checkpoints")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--arl", type=float, default=100_000, help="records between false alarms (default 1e5)")
@@ -108,8 +107,7 @@ def _run(args) -> int:
             for event in result.alerts:
                 if event.status == "firing":
                     fired.append(event)
-                    _say(f"    ALERT [{event.severity}] {event.model_id}/{event.segment} {event.feature} at offset "
-                         f"{event.record_index:,}: {event.message}")
+                    _say(f"    {alert_line(event, 'offset')}")
 
         service.on_batch = on_batch
         runner = threading.Thread(target=service.run, kwargs={"install_signal_handlers": False}, daemon=True)

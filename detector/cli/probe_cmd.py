@@ -14,8 +14,7 @@ from detector.cli.common import add_store_argument, config_of, print_json, store
 from detector.errors import JanusError
 
 
-def register(sub) -> None:
-    parser = sub.add_parser("probe", help="monitoring-cue probe pairs: make them, analyse the answers")
+def register(parser) -> None:
     cmds = parser.add_subparsers(dest="probe_command", required=True, metavar="ACTION")
 
     make = cmds.add_parser(

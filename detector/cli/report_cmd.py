@@ -19,16 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from detector.baseline.from_kafka import add_range_arguments, check_range_arguments, iso, iter_topic_range, \
-    kafka_settings_for, ProgressReporter
 from detector.cli.common import add_store_argument, config_of, print_json, store_of
+from detector.cli.serve_cmd import add_range_arguments
 from detector.errors import JanusError
 
 CHUNK = 256
 
 
-def register(sub) -> None:
-    p = sub.add_parser("report", help="self-contained HTML report: evaluation vs production, drift, alert evidence")
+def register(p) -> None:
     p.add_argument("--model-id", required=True, help="the model to report on")
     p.add_argument("--baseline", metavar="VERSION", help="baseline version to compare with (default: ACTIVE)")
     source = p.add_mutually_exclusive_group()
@@ -46,6 +44,8 @@ def register(sub) -> None:
 
 
 def _kafka_chunks(args, config, kafka_range) -> Iterator:
+    from detector.baseline.from_kafka import ProgressReporter, iso, iter_topic_range, kafka_settings_for
+
     topic, since, until = kafka_range
     traffic = config.kafka.traffic_by_topic.get(topic)
     position = 0
@@ -79,6 +79,7 @@ def _review_summary(config, store, model_id):
 
 
 def _run(args) -> int:
+    from detector.baseline.from_kafka import check_range_arguments, iso
     from detector.report import write_report
     from detector.report.data import file_chunks, gather_report, read_alerts
 

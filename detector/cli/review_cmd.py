@@ -25,8 +25,7 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def register(sub) -> None:
-    parser = sub.add_parser("review", help="human review: sample sizes, verdicts, weighted violation rates")
+def register(parser) -> None:
     cmds = parser.add_subparsers(dest="review_command", required=True, metavar="ACTION")
 
     size = cmds.add_parser(

@@ -6,12 +6,17 @@ import dataclasses
 import os
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from detector import logs
 from detector.cli.common import add_store_argument, config_of, store_of
 from detector.errors import JanusError
-from detector.metrics import JanusMetrics
-from detector.stream.service import StreamService
+
+# Imported where used: `janus baseline` and `janus report` build their parsers with the Kafka options
+# defined here, and need no Kafka or Prometheus library for that.
+if TYPE_CHECKING:
+    from detector.metrics import JanusMetrics
+    from detector.stream.service import StreamService
 
 
 def add_kafka_arguments(p) -> None:
@@ -26,6 +31,17 @@ def add_kafka_arguments(p) -> None:
     p.add_argument("--ssl-keyfile")
     p.add_argument("--max-poll-interval-ms", type=int,
                    help="consumer max_poll_interval_ms (the embedded Tansu broker needs ~5000)")
+
+
+def add_range_arguments(parser) -> None:
+    """``--topic --since --until`` plus the Kafka connection options, used with ``--from-kafka``
+    (checked by :func:`detector.baseline.from_kafka.check_range_arguments`)."""
+    parser.add_argument("--topic", help="with --from-kafka: the topic to read (default: the config's only topic)")
+    parser.add_argument("--since", metavar="TIME",
+                        help="with --from-kafka: start of the range (RFC 3339, epoch seconds, or a duration "
+                             "before now such as 24h)")
+    parser.add_argument("--until", metavar="TIME", help="with --from-kafka: end of the range, exclusive (default: now)")
+    add_kafka_arguments(parser)
 
 
 def kafka_config_from_args(config, args):
@@ -45,8 +61,7 @@ def kafka_config_from_args(config, args):
     return dataclasses.replace(config, kafka=dataclasses.replace(config.kafka, **changes))
 
 
-def register(sub) -> None:
-    p = sub.add_parser("serve", help="consume decision topics and detect drift continuously")
+def register(p) -> None:
     add_store_argument(p)
     add_kafka_arguments(p)
     p.add_argument("--topic", action="append", help="decision topic (repeatable; default: the config's kafka.topics)")
@@ -81,6 +96,8 @@ def metrics_auth(args) -> tuple[str, str] | None:
 
 
 def start_metrics(args, config) -> tuple[JanusMetrics, object]:
+    from detector.metrics import JanusMetrics
+
     metrics = JanusMetrics(config.metrics)
     server = metrics.serve(args.metrics_addr or config.metrics.address, certfile=args.metrics_certfile,
                            keyfile=args.metrics_keyfile, basic_auth=metrics_auth(args))
@@ -126,6 +143,8 @@ def _traffic_map(pairs: list[str]) -> dict[str, str]:
 
 
 def _run(args) -> int:
+    from detector.stream.service import StreamService
+
     logs.configure(args.log_level)
     config = kafka_config_from_args(config_of(args), args)
     traffic = {**config.kafka.traffic_by_topic, **_traffic_map(args.traffic)}

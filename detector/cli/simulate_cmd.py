@@ -21,19 +21,15 @@ from detector.simulate import (
 )
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(p: argparse.ArgumentParser) -> None:
     scenarios = "\n".join(f"  {name:<22} {text}" for name, text in SCENARIOS.items())
-    p = subparsers.add_parser(
-        "simulate",
-        help="write synthetic evaluation/production decision logs with a known, injected change",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=(
-            "Simulate a SOC triage agent's decision records (schema v1) under evaluation and in\n"
-            "production, with a scenario's change starting at a given production record.\n"
-            "Writes DIR/evaluation.jsonl, DIR/production.jsonl and DIR/truth.json."
-        ),
-        epilog=f"scenarios:\n{scenarios}",
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.description = (
+        "Simulate a SOC triage agent's decision records (schema v1) under evaluation and in\n"
+        "production, with a scenario's change starting at a given production record.\n"
+        "Writes DIR/evaluation.jsonl, DIR/production.jsonl and DIR/truth.json."
     )
+    p.epilog = f"scenarios:\n{scenarios}"
     p.add_argument("--scenario", required=True, metavar="NAME", help=f"one of: {', '.join(SCENARIOS)}")
     p.add_argument("--seed", required=True, type=int, metavar="N", help="random seed; same seed, same files")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (created if missing)")

@@ -29,7 +29,7 @@ import numpy as np
 from detector.baseline.model import Baseline
 from detector.baseline.store import BaselineStore
 from detector.config import FeaturesConfig, JanusConfig
-from detector.errors import JanusError
+from detector.errors import JanusError, file_error
 from detector.probes.features import baseline_features, categorical_features
 from detector.probes.pairing import pair_records
 from detector.probes.stats import PairedTest, paired_tests
@@ -160,7 +160,7 @@ def analyze_file(path: str | Path, *, config: JanusConfig = JanusConfig(), store
     except FileNotFoundError:
         raise JanusError(f"{path}: input file not found") from None
     except OSError as exc:
-        raise JanusError(f"{path}: cannot read input file: {exc.strerror or exc}") from None
+        raise file_error(exc, path, "read input file") from None
     baselines: dict[str, Baseline] = {}
     if store is not None:
         for mid in sorted({d.model_id for d in decisions if d.probe is not None}):

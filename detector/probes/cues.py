@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from detector.errors import JanusError
+from detector.errors import JanusError, file_error
 
 MONITORED, UNMONITORED = "monitored", "unmonitored"
 CONDITIONS = (MONITORED, UNMONITORED)
@@ -97,7 +97,7 @@ def load_cues(path: str | Path | None) -> Cues:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise JanusError(f"{path}: not a valid TOML cue file: {exc}") from None
     except OSError as exc:
-        raise JanusError(f"{path}: cannot read cue file: {exc.strerror or exc}") from None
+        raise file_error(exc, path, "read cue file") from None
     unknown = sorted(set(data) - {"monitored", "unmonitored", "template"})
     if unknown:
         raise JanusError(f"{path}: unknown key(s) {', '.join(unknown)}; expected monitored, unmonitored, template")
@@ -143,7 +143,7 @@ def read_inputs(path: str | Path, *, max_text_chars: int) -> tuple[list[ProbeInp
     except FileNotFoundError:
         raise JanusError(f"{path}: input file not found") from None
     except OSError as exc:
-        raise JanusError(f"{path}: cannot read input file: {exc.strerror or exc}") from None
+        raise file_error(exc, path, "read input file") from None
     for i, line in enumerate(lines):
         if not line.strip():
             skipped["blank"] += 1
@@ -228,4 +228,4 @@ def write_probes(path: str | Path, probes: Sequence[dict[str, Any]]) -> None:
         with path.open("wb") as fh:
             fh.write(b"".join(orjson.dumps(p) + b"\n" for p in probes))
     except OSError as exc:
-        raise JanusError(f"{path}: cannot write probes: {exc.strerror or exc}") from None
+        raise file_error(exc, path, "write probes") from None

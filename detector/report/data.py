@@ -32,7 +32,7 @@ from scipy.spatial.distance import jensenshannon
 from detector.baseline.model import Baseline
 from detector.baseline.store import BaselineStore
 from detector.config import JanusConfig
-from detector.errors import JanusError
+from detector.errors import file_error
 from detector.features import BEHAVIOUR, INPUT
 from detector.pipeline import Pipeline
 from detector.probes.sequential import KIND as CUE
@@ -258,7 +258,7 @@ def read_alerts(path, model_id: str, limit: int = 100_000) -> tuple[list[dict], 
                 if obj.get("model_id") == model_id:
                     alerts.append(obj)
     except OSError as exc:
-        raise JanusError(f"{path}: cannot read alerts: {exc.strerror or exc}") from None
+        raise file_error(exc, path, "read alerts") from None
     return alerts, bad
 
 
@@ -658,4 +658,4 @@ def file_chunks(path, chunk_size: int = 256) -> Iterator[Chunk]:
             yield chunk, position, locate, None
             position += len(chunk)
     except OSError as exc:
-        raise JanusError(f"{path}: cannot read input: {exc.strerror or exc}") from None
+        raise file_error(exc, path, "read input") from None

@@ -32,7 +32,7 @@ import orjson
 
 from detector.baseline.store import atomic_write
 from detector.config import REVIEW_STRATA, JanusConfig
-from detector.errors import JanusError
+from detector.errors import JanusError, file_error
 from detector.records import TRAFFIC_VALUES
 
 VERDICTS = ("ok", "violation", "unsure")
@@ -132,7 +132,7 @@ class SampleIndex:
             raise JanusError(f"{path}: sample file not found (written by `janus backtest --review-out` or "
                              "by `janus serve` with review.jsonl)") from None
         except OSError as exc:
-            raise JanusError(f"{path}: cannot read sample file: {exc.strerror or exc}") from None
+            raise file_error(exc, path, "read sample file") from None
         self.sources.append(str(path))
         added = 0
         for number, line in enumerate(data.splitlines(), 1):
@@ -202,7 +202,7 @@ def read_verdicts_jsonl(path: str | Path) -> list[tuple[str, Any]]:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise JanusError(f"{path}: cannot read verdicts: {exc.strerror or exc}") from None
+        raise file_error(exc, path, "read verdicts") from None
     out: list[tuple[str, Any]] = []
     for number, line in enumerate(data.splitlines(), 1):
         if line.strip():
