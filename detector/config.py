@@ -93,6 +93,16 @@ class FeaturesConfig:
 
 
 @dataclass(frozen=True)
+class InputConfig:
+    """What a JSONL line or Kafka message holds (detector.formats, docs/formats.md)."""
+
+    format: str = "janus"  # janus | otlp-json | mapped
+    mapping: str = ""  # mapped: the TOML file of JSON pointers
+    segment_attribute: str = ""  # otlp-json: the span or resource attribute naming the segment
+    model_from: str = ""  # otlp-json: the attribute naming the model (default gen_ai.request.model)
+
+
+@dataclass(frozen=True)
 class BaselineConfig:
     """`janus baseline build`."""
 
@@ -213,6 +223,7 @@ class ReviewConfig:
 class JanusConfig:
     store: str = "baselines"
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    input: InputConfig = field(default_factory=InputConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     detection: DetectionConfig = field(default_factory=DetectionConfig)
@@ -244,6 +255,7 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "features.condition_folds": (lambda v: 2 <= v <= 10, "in [2, 10]"),
     "features.novelty_rate": (lambda v: 0 < v < 0.5, "in (0, 0.5)"),
     "features.expected_presence": (lambda v: 0.5 <= v <= 1, "in [0.5, 1]"),
+    "input.format": (lambda v: v in ("janus", "otlp-json", "mapped"), '"janus", "otlp-json" or "mapped"'),
     "features.refusal_source": (lambda v: v in ("auto", "label", "text"), '"auto", "label" or "text"'),
     "features.refusal_max_chars": _POSITIVE,
     "features.max_codes": (lambda v: 4 <= v <= 256, "in [4, 256]"),

@@ -18,11 +18,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import orjson
 
 from detector.baseline.store import BaselineStore
 from detector.config import JanusConfig
 from detector.dedup import DuplicateFilter
 from detector.errors import JanusError
+from detector.formats import format_of
 from detector.heap import gc_paused
 from detector.monitor import AlertEvent, Monitor
 from detector.probes.pairing import EXPIRED, NO_BASELINE
@@ -90,6 +92,9 @@ class Pipeline:
         # choose model ids: bounded (oldest forgotten first; a forgotten id is simply looked up again).
         self._no_baseline: OrderedDict[str, None] = OrderedDict()
         self.review = ReviewSampler(config.review)  # the audit sample (docs/review.md)
+        self.fmt = format_of(config.input)
+        # Formats with several decisions per value (OTLP exports) number decisions themselves.
+        self._next_decision = None if self.fmt.one_record_per_value else 0
 
     def _version_for(self, model_id: str) -> str | None:
         return self.pinned.get(model_id) or self.store.active_version(model_id)
@@ -121,18 +126,24 @@ class Pipeline:
                  locate: Callable[[int], str] | None) -> BatchResult:
         kwargs = {"locate": locate} if locate is not None else {}
         parsed = parse_values(values, limits=self.config.limits, traffic=traffic, first_position=first_position,
-                              **kwargs)
+                              fmt=self.fmt, first_decision=self._next_decision, **kwargs)
         decisions, rejections = parsed.decisions, parsed.rejections
+        if self._next_decision is not None and decisions:
+            self._next_decision = decisions[-1].position + 1
         if self.duplicates is not None and decisions:
-            repeated = self.duplicates.check([d.decision_id for d in decisions])
+            # Decision ids are unique per model only: two models may both send "42".
+            repeated = self.duplicates.check([f"{d.model_id}\x1f{d.decision_id}" for d in decisions])
             if any(repeated):
                 locate = locate or (lambda p: f"record {p}")
                 for d, dup in zip(decisions, repeated):
                     if dup:
-                        raw = values[d.position - first_position]
-                        raw = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+                        if self._next_decision is None:
+                            raw = values[d.position - first_position]
+                            raw = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+                        else:  # one of several decisions in a value: the decision itself
+                            raw = orjson.dumps(d.to_dict())
                         rejections.append(Rejection(d.position, "duplicate", f"{locate(d.position)}: decision_id "
-                                                    f"{d.decision_id!r} already seen (a retry?)", raw))
+                                                    f"{d.decision_id!r} of model {d.model_id!r} already seen (a retry?)", raw))
                 decisions = [d for d, dup in zip(decisions, repeated) if not dup]
                 rejections.sort(key=lambda r: r.position)
         result = self.process_decisions(decisions)

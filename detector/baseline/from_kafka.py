@@ -31,6 +31,7 @@ from typing import Any
 
 from detector.config import LimitsConfig
 from detector.errors import JanusError
+from detector.formats import Format, format_of
 from detector.records import Decision, Rejection, parse_values
 
 __all__ = ["KafkaRange", "PartitionRange", "RangeBatch", "iter_topic_range", "parse_time", "read_topic_range"]
@@ -262,23 +263,24 @@ def _partitions(consumer, topic: str, timeout: float) -> list[int]:
 def read_topic_range(topic: str, since: float, until: float, *, kafka_settings: dict[str, Any],
                      limits: LimitsConfig = LimitsConfig(), traffic: str | None = None,
                      progress: Progress | None = None, idle_timeout: float = 30.0,
-                     consumer: Any = None) -> KafkaRange:
+                     consumer: Any = None, fmt: Format | None = None) -> KafkaRange:
     """Parse every value of the range: decisions and rejections, with positions counted across
     partitions (partition by partition in poll order) and rejections located as
     ``topic/partition@offset``."""
     result = KafkaRange(topic, since, until, str(kafka_settings.get("bootstrap_servers", "")))
     for batch in iter_topic_range(topic, since, until, kafka_settings=kafka_settings, progress=progress,
                                   idle_timeout=idle_timeout, consumer=consumer, stats=result.partitions):
-        parsed = _parse_batch(batch, topic, limits, traffic, len(result.decisions) + len(result.rejections))
+        parsed = _parse_batch(batch, topic, limits, traffic, len(result.decisions) + len(result.rejections), fmt)
         result.decisions.extend(parsed.decisions)
         result.rejections.extend(parsed.rejections)
     result.partitions.sort(key=lambda p: p.partition)
     return result
 
 
-def _parse_batch(batch: RangeBatch, topic: str, limits: LimitsConfig, traffic: str | None, first: int):
+def _parse_batch(batch: RangeBatch, topic: str, limits: LimitsConfig, traffic: str | None, first: int,
+                 fmt: Format | None):
     offsets = batch.offsets
-    return parse_values(batch.values, limits=limits, traffic=traffic, first_position=first,
+    return parse_values(batch.values, limits=limits, traffic=traffic, first_position=first, fmt=fmt,
                         locate=lambda pos: f"{topic}/{batch.partition}@{offsets[pos - first]}")
 
 
@@ -379,4 +381,4 @@ def read_range_from_args(args, config, range_: tuple[str, float, float], *, traf
         traffic = config.kafka.traffic_by_topic.get(topic)
     with ProgressReporter(f"reading {topic} {iso(since)}..{iso(until)}", stream=stream) as progress:
         return read_topic_range(topic, since, until, kafka_settings=settings, limits=config.limits,
-                                traffic=traffic, progress=progress)
+                                traffic=traffic, progress=progress, fmt=format_of(config.input))

@@ -7,8 +7,10 @@ import sys
 
 import orjson
 
-from detector.cli.common import add_rejects_argument, add_store_argument, alert_line, config_of, print_json, \
+from detector.cli.common import (
+    add_format_arguments, add_rejects_argument, add_store_argument, alert_line, config_of, print_json,
     rejections_text, rejects_writer, store_of
+)
 from detector.errors import JanusError
 
 
@@ -18,6 +20,7 @@ def register(p) -> None:
                    help="also write every alert event (firing and resolved), one JSON per line; '-' for standard "
                         "output (the summary then goes to standard error)")
     add_store_argument(p)
+    add_format_arguments(p)
     p.add_argument("--baseline", action="append", default=[], metavar="MODEL@VERSION",
                    help="use this baseline version instead of the model's ACTIVE one (repeatable)")
     p.add_argument("--arl", type=float, help="override the configured ARL (records between false alarms)")

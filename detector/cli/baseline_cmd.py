@@ -6,10 +6,13 @@ import sys
 import warnings
 from collections import Counter
 
-from detector.cli.common import add_rejects_argument, add_store_argument, config_of, default_actor, print_json, \
+from detector.cli.common import (
+    add_format_arguments, add_rejects_argument, add_store_argument, config_of, default_actor, print_json,
     rejections_text, rejects_writer, store_of
+)
 from detector.cli.serve_cmd import add_range_arguments
 from detector.errors import JanusError
+from detector.formats import format_of
 from detector.records import read_decisions
 
 
@@ -32,6 +35,7 @@ def register(parser) -> None:
                         "default 200)")
     b.add_argument("--json", action="store_true")
     add_rejects_argument(b)
+    add_format_arguments(b)
     add_range_arguments(b)
     b.set_defaults(handler=_build)
 
@@ -97,7 +101,7 @@ def _build(args) -> int:
         parsed = read_range_from_args(args, config, kafka_range)
         where, source = f"topic {kafka_range[0]} {iso(kafka_range[1])}..{iso(kafka_range[2])}", parsed.source()
     else:
-        parsed = read_decisions(args.input, config.limits)
+        parsed = read_decisions(args.input, config.limits, fmt=format_of(config.input))
         where = source = str(args.input)
     # Before building: the rejected records matter most when nothing could be built.
     with rejects_writer(args.rejects_out, kafka_range[0] if kafka_range else args.input,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import getpass
 import os
 import sys
@@ -15,7 +16,25 @@ from detector.config import JanusConfig, load_config
 
 
 def config_of(args) -> JanusConfig:
-    return load_config(getattr(args, "config", None))
+    """The configuration file's settings, with the input-format options given on the command line."""
+    config = load_config(getattr(args, "config", None))
+    given = {key: value for key in _FORMAT_OPTIONS if (value := getattr(args, key, None)) is not None}
+    return dataclasses.replace(config, input=dataclasses.replace(config.input, **given)) if given else config
+
+
+_FORMAT_OPTIONS = ("format", "mapping", "segment_attribute", "model_from")
+
+
+def add_format_arguments(parser) -> None:
+    """--format and its options (docs/formats.md); they override the configuration's [input] table."""
+    parser.add_argument("--format", choices=("janus", "otlp-json", "mapped"),
+                        help="what each line or message holds: Janus decision records (default), OTLP/JSON trace "
+                             "exports of GenAI spans, or your own JSON read through a --mapping file")
+    parser.add_argument("--mapping", metavar="FILE.toml", help="mapped format: the TOML file of JSON pointers")
+    parser.add_argument("--segment-attribute", metavar="KEY",
+                        help="otlp-json: the span or resource attribute whose value is the segment")
+    parser.add_argument("--model-from", metavar="KEY",
+                        help="otlp-json: read the model id from this attribute (default gen_ai.request.model)")
 
 
 def add_store_argument(parser) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from detector.cli.common import add_store_argument, config_of, print_json, store_of
+from detector.cli.common import add_format_arguments, add_store_argument, config_of, print_json, store_of
 from detector.cli.serve_cmd import add_range_arguments
 from detector.errors import JanusError
 
@@ -40,6 +40,7 @@ def register(p) -> None:
     p.add_argument("--out", required=True, help="where to write the HTML file")
     p.add_argument("--json", action="store_true", help="print a summary as JSON")
     add_store_argument(p)
+    add_format_arguments(p)
     p.set_defaults(handler=_run)
 
 

@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING
 
 from detector import logs
-from detector.cli.common import add_store_argument, config_of, store_of
+from detector.cli.common import add_format_arguments, add_store_argument, config_of, store_of
 from detector.errors import JanusError
 
 # Imported where used: `janus baseline` and `janus report` build their parsers with the Kafka options
@@ -63,6 +63,7 @@ def kafka_config_from_args(config, args):
 
 def register(p) -> None:
     add_store_argument(p)
+    add_format_arguments(p)
     add_kafka_arguments(p)
     p.add_argument("--topic", action="append", help="decision topic (repeatable; default: the config's kafka.topics)")
     p.add_argument("--traffic", action="append", default=[], metavar="TOPIC=TRAFFIC",

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from detector.config import InputConfig
 from detector.errors import JanusError
 from detector.formats.base import JANUS, Converted, Format, Item, ItemError
 from detector.formats.genai import OtlpJson
 from detector.formats.mapped import Mapped
 
-__all__ = ["FORMAT_NAMES", "JANUS", "Converted", "Format", "Item", "ItemError", "Mapped", "OtlpJson", "make_format"]
+__all__ = ["FORMAT_NAMES", "JANUS", "Converted", "Format", "Item", "ItemError", "Mapped", "OtlpJson", "format_of",
+           "make_format"]
 
 # Each format with the options that apply to it.
 _OPTIONS = {"janus": (), "otlp-json": ("segment_attribute", "model_from"), "mapped": ("mapping_path",)}
@@ -60,3 +62,9 @@ def make_format(name: str, *, mapping_path: str | Path | None = None, segment_at
             raise JanusError("the mapped format needs a mapping file (mapping_path): see docs/formats.md")
         return Mapped.load(mapping_path)
     return JANUS
+
+
+def format_of(config: InputConfig) -> Format:
+    """The format a configuration's ``[input]`` table names (empty options: not given)."""
+    return make_format(config.format, mapping_path=config.mapping or None,
+                       segment_attribute=config.segment_attribute or None, model_from=config.model_from or None)
