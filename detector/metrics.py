@@ -381,7 +381,7 @@ class JanusMetrics:
                 "janus_review_pending", "Decisions sampled for human review that have no verdict yet.",
                 ("model_id",), registry=self.registry), set())
             self._review["rate"] = (Gauge(
-                "janus_review_violation_rate",
+                "janus_review_violation_ratio",
                 "Verdict-weighted violation rate (Hajek estimate) and its confidence bounds (docs/review.md).",
                 ("model_id", "traffic", "bound"), registry=self.registry), set())
         new: dict[str, dict[tuple[str, ...], float]] = {"pending": {}, "rate": {}}

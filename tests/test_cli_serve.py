@@ -33,6 +33,11 @@ def _scrape(url: str) -> str:
         return response.read().decode()
 
 
+def _value(text: str, name: str) -> float:
+    """The value of an unlabelled sample in a Prometheus text exposition (0.0 if absent)."""
+    return next((float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")), 0.0)
+
+
 def test_serve_alerts_exports_metrics_and_stops_cleanly(tmp_path, kafka_bootstrap, unique_topic):
     from kafka import KafkaConsumer, KafkaProducer
 
@@ -70,6 +75,15 @@ def test_serve_alerts_exports_metrics_and_stops_cleanly(tmp_path, kafka_bootstra
             text = _scrape(f"http://127.0.0.1:{port}/metrics")
         assert 'janus_drift_alert{feature="refused",kind="behaviour",model_id="triage-agent"' in text
         assert rejected in text
+        # Idle now: the lag gauge must fall to 0 and the checkpoint time must show, without new records.
+        lag = f'janus_consumer_lag_records{{partition="0",topic="{topic}"}} 0.0'
+        deadline = time.monotonic() + 60
+        while not (lag in text and _value(text, "janus_last_checkpoint_timestamp_seconds") > 0) \
+                and time.monotonic() < deadline:
+            time.sleep(0.5)
+            text = _scrape(f"http://127.0.0.1:{port}/metrics")
+        assert lag in text
+        assert abs(_value(text, "janus_last_checkpoint_timestamp_seconds") - time.time()) < 300
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
         err = proc.stderr.read().decode()

@@ -59,7 +59,7 @@ JANUS_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "janus_labels_folded_total": ("counter", ("label",)),
     "janus_model_version_unbaselined": ("gauge", ("model_id", "model_version")),
     "janus_review_pending": ("gauge", ("model_id",)),
-    "janus_review_violation_rate": ("gauge", ("model_id", "traffic", "bound")),
+    "janus_review_violation_ratio": ("gauge", ("model_id", "traffic", "bound")),
     "janus_probe_pairs_total": ("counter", ("model_id", "outcome")),
     "janus_probe_discordance": ("gauge", ("model_id", "feature")),
 }
@@ -357,7 +357,7 @@ def test_dashboards_show_what_was_asked_for():
     (model_var,) = [v for v in model["templating"]["list"] if v["name"] == "model_id"]
     assert model_var["definition"].startswith("label_values(")
     assert any("janus_baseline_info" in (a.get("expr") or "") for a in model["annotations"]["list"])
-    for needle in ("janus_feature_share", "janus_probe_discordance", "janus_review_violation_rate", "janus_drift_statistic"):
+    for needle in ("janus_feature_share", "janus_probe_discordance", "janus_review_violation_ratio", "janus_drift_statistic"):
         assert needle in text["janus-model"], needle
     for needle in ("janus_batch_processing_seconds_bucket", "janus_consumer_lag_records",
                    "janus_last_checkpoint_timestamp_seconds", "janus_labels_folded_total", "reason"):
@@ -474,7 +474,7 @@ class ContractExporter:
             m["janus_review_pending"].labels(model).set(12)
             for traffic, (lo, est, hi) in (("evaluation", (0.01, 0.02, 0.03)), ("production", (0.05, 0.08, 0.12))):
                 for bound, v in (("lower", lo), ("estimate", est), ("upper", hi)):
-                    m["janus_review_violation_rate"].labels(model, traffic, bound).set(v)
+                    m["janus_review_violation_ratio"].labels(model, traffic, bound).set(v)
         m["janus_baseline_info"].labels("agent-a", "v3", "2024-06-01T12:00:00Z", "5000").set(1)
         m["janus_baseline_info"].labels("agent-b", "v1", "2024-05-01T12:00:00Z", "800").set(1)
         m["janus_model_version_unbaselined"].labels("agent-a", "2024-07").set(1)

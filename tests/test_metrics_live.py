@@ -331,7 +331,7 @@ def test_hostile_label_values_stay_under_the_caps(stream):
 NO_DATA_EXPECTED = {
     # Review gauges come from the verdict log, which only `janus serve` reads (JanusMetrics
     # registers them on its first set_review).
-    "janus_review_violation_rate": "set by janus serve from the verdict log (docs/review.md), not by a batch run",
+    "janus_review_violation_ratio": "set by janus serve from the verdict log (docs/review.md), not by a batch run",
     "janus_review_pending": "set by janus serve from the verdict log (docs/review.md), not by a batch run",
 }
 

@@ -355,7 +355,7 @@ def test_review_status_exports_pending_and_rates(tmp_path):
     assert status.export(metrics, sampled)
     text = generate_latest(metrics.registry).decode()
     assert f'janus_review_pending{{model_id="{MODEL}"}} 5.0' in text
-    assert "janus_review_violation_rate{" not in text
+    assert "janus_review_violation_ratio{" not in text
     log.record([(str(i), {"decision_id": f"d{i}", "verdict": "violation" if i == 0 else "ok", "reviewer": "a"})
                 for i in range(3)], index)
     assert status.export(metrics, sampled)
@@ -363,7 +363,7 @@ def test_review_status_exports_pending_and_rates(tmp_path):
     assert f'janus_review_pending{{model_id="{MODEL}"}} 2.0' in text
     bounds = {}
     for line in text.splitlines():
-        if line.startswith("janus_review_violation_rate{"):
+        if line.startswith("janus_review_violation_ratio{"):
             labels, value = line.rsplit(" ", 1)
             assert f'model_id="{MODEL}"' in labels and 'traffic="production"' in labels
             bounds[labels.split('bound="')[1].split('"')[0]] = float(value)
@@ -511,7 +511,7 @@ def test_review_topic_through_the_stream_service(logs, store, tmp_path, kafka_bo
     assert SampleIndex.load([tmp_path / "review.jsonl"]).counts() == counts
     text = generate_latest(metrics.registry).decode()
     assert f'janus_review_pending{{model_id="{MODEL}"}} {float(len(expected) - 10)}' in text
-    assert f'janus_review_violation_rate{{bound="lower",model_id="{MODEL}",traffic="production"}}' in text
+    assert f'janus_review_violation_ratio{{bound="lower",model_id="{MODEL}",traffic="production"}}' in text
 
 
 def _capture(errors, func, **kwargs):

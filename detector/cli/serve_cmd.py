@@ -109,7 +109,8 @@ REVIEW_REFRESH_SECONDS = 10.0  # the verdict log is re-read only when it changed
 
 
 def wire_metrics(service: StreamService, metrics: JanusMetrics) -> None:
-    """Feed the service's batches, lag, checkpoints and review status into the metrics.
+    """Feed the service's batches, lag, checkpoints and review status into the metrics (lag and
+    checkpoint time after every poll, so they stay current while the stream is idle).
 
     Review gauges: at most every REVIEW_REFRESH_SECONDS (on a batch), the verdict log next to the
     baseline store against the decisions this instance's partitions sampled (docs/review.md).
@@ -119,18 +120,27 @@ def wire_metrics(service: StreamService, metrics: JanusMetrics) -> None:
     review = ReviewStatus.for_config(service.config, service.store.root)
     review_at = [float("-inf")]
 
+    last_batch = [float("inf")]  # monotonic time of the last batch not yet re-exported after going idle
+
     def on_batch(topic, partition, result, seconds):
         metrics.observe_batch(result, service, seconds)
-        now = time.monotonic()
+        now = last_batch[0] = time.monotonic()
         if now - review_at[0] >= REVIEW_REFRESH_SECONDS:
             review_at[0] = now
             review.export(metrics, service.review_counts())
+
+    def on_tick():  # also while idle: a drained partition's lag goes to 0, checkpoints show their time
         for (t, p), lag in service.lags().items():
             metrics.set_lag(t, p, lag)
         if service.last_checkpoint_time is not None:
             metrics.set_checkpoint(service.last_checkpoint_time)
+        # The last batch before a quiet spell may have been throttled: export it once idle.
+        if time.monotonic() - last_batch[0] >= metrics.refresh_seconds:
+            metrics.refresh(service)
+            last_batch[0] = float("inf")
 
     service.on_batch = on_batch
+    service.on_tick = on_tick
 
 
 def _traffic_map(pairs: list[str]) -> dict[str, str]:

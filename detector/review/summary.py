@@ -174,7 +174,7 @@ class ReviewSummary:
 
     def violation_rates(self) -> dict[tuple[str, str, str], float]:
         """(model_id, traffic, bound) → rate, bound in lower/estimate/upper
-        (``janus_review_violation_rate``); traffics without a verdict are left out."""
+        (``janus_review_violation_ratio``); traffics without a verdict are left out."""
         out = {}
         for r in self.rows:
             if r.stratum == OVERALL and r.rate.estimate is not None:
@@ -262,7 +262,7 @@ def summarize(verdicts: Iterable[dict], sampled: Mapping[tuple[str, str, str], i
 
 
 class ReviewStatus:
-    """Plain numbers for ``janus_review_pending`` and ``janus_review_violation_rate`` in a live
+    """Plain numbers for ``janus_review_pending`` and ``janus_review_violation_ratio`` in a live
     service: the verdict log (re-read when it changes) against the samplers' sampled counts.
 
     >>> status = ReviewStatus("/nonexistent/verdicts.jsonl")
@@ -310,7 +310,7 @@ class ReviewStatus:
         return self.summary(sampled).violation_rates()
 
     def export(self, metrics, sampled: Mapping[tuple[str, str, str], int]) -> bool:
-        """Set ``janus_review_pending`` / ``janus_review_violation_rate`` on a
+        """Set ``janus_review_pending`` / ``janus_review_violation_ratio`` on a
         :class:`~detector.metrics.JanusMetrics`. A verdict log that fails its hash check leaves the
         gauges as they were and is logged (once per change of the file): the stream goes on."""
         try:

@@ -156,6 +156,7 @@ class StreamService:
         client_id: str | None = None,
         alert_stream: TextIO | None = sys.stdout,
         on_batch: Callable[[str, int, BatchResult, float], None] | None = None,
+        on_tick: Callable[[], None] | None = None,
         poll_timeout_ms: int = 500,
         refresh_baselines_every_s: float = 30.0,
         unavailable_timeout_s: float | None = None,
@@ -200,6 +201,9 @@ class StreamService:
         self._producer_kwargs["max_request_size"] = max(MAX_OUTPUT_REQUEST_BYTES, 2 * config.limits.max_record_bytes)
         self.alert_stream = alert_stream
         self.on_batch = on_batch
+        # After every poll, records or not (at least every poll_timeout_ms): what must stay current
+        # while the stream is idle (lag, checkpoint time) is refreshed here, on the consumer's thread.
+        self.on_tick = on_tick
         self.poll_timeout_ms = int(poll_timeout_ms)
         self.refresh_baselines_every_s = float(refresh_baselines_every_s)
         self.unavailable_timeout_s = unavailable_timeout_s
@@ -328,6 +332,8 @@ class StreamService:
                 self._process(batch)
             self._maybe_checkpoint()
             self._maybe_refresh_baselines()
+            if self.on_tick is not None:
+                self.on_tick()
 
     def _watch_connection(self) -> None:
         """Say so, in our own words, when the group coordinator has been out of reach for a while.
