@@ -41,7 +41,7 @@ def test_each_firing_alert_is_one_readable_line_and_alerts_out_is_optional(world
     alert_lines = [line for line in out.splitlines() if line.startswith("ALERT ")]
     assert alert_lines, out
     for line in alert_lines:  # severity, model/segment, feature, record index, the sentence
-        assert re.fullmatch(rf"ALERT \[\w+\] {MODEL}/\S+ \S+ at record [\d,]+: .+ in evaluation, .+ in production .+",
+        assert re.fullmatch(rf"ALERT \[\w+\] {MODEL}/\S+ \S+ at record [\d,]+: .+ in production vs .+ in evaluation .+",
                             line), line
     assert "alerts written to" not in out
 

@@ -100,6 +100,6 @@ def test_demo_catches_the_gap_and_spares_the_control(tmp_path):
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
-    assert "ALERT [critical] triage-agent/" in out
+    assert "ALERT [critical] triage-agent/" in out and "decisions after the gap began]" in out
     assert "ALERT [critical] triage-agent-control/" not in out
     assert "triage-agent-control   no alerts" in out

@@ -191,6 +191,20 @@ def test_alerts_from_a_file(world, tmp_path):
     assert "<script>document.title" not in page
 
 
+def test_the_report_takes_the_arl_of_its_alerts_file(world, tmp_path):
+    out = tmp_path / "r.html"
+    rc, stdout, err = _run(["report", "--store", str(world["store"].root), "--model-id", MODEL, "--input",
+                            str(world["live"]), "--alerts", str(world["alerts"]), "--out", str(out), "--json"])
+    assert rc == 0, err
+    assert orjson.loads(stdout)["arl"] == pytest.approx(float(ARL), rel=1e-6)
+    assert f"ARL {float(ARL):,.0f} read from the thresholds of the alerts" in out.read_text()
+    # An explicit --arl that differs is kept, with a warning that the statistics are not the alerts'.
+    rc, stdout, err = _run(["report", "--store", str(world["store"].root), "--model-id", MODEL, "--input",
+                            str(world["live"]), "--alerts", str(world["alerts"]), "--out", str(out), "--arl", "1e6"])
+    assert rc == 0, err
+    assert f"the alerts were raised at ARL {float(ARL):,.0f}, this report replays at 1,000,000" in out.read_text()
+
+
 def test_baseline_only_report_and_errors(world, tmp_path):
     out = tmp_path / "baseline-only.html"
     rc, stdout, err = _run(["report", "--store", str(world["store"].root), "--model-id", MODEL, "--out", str(out)])

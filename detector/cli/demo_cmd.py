@@ -29,6 +29,7 @@ from detector.stream.service import StreamService
 
 TOPIC = "janus.decisions"
 AGENTS = (("triage-agent", "compliance-gap"), ("triage-agent-control", "no-change"))
+CHANGE_AT = 5_000  # triage-agent's production decisions before the gap
 
 
 def register(p) -> None:
@@ -46,14 +47,19 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def _build_baselines(out: Path, seed: int, n_production: int, config) -> tuple[BaselineStore, list[bytes]]:
+def _build_baselines(out: Path, seed: int, n_production: int, config
+                     ) -> tuple[BaselineStore, list[bytes], dict[str, int]]:
+    """The store with both agents' baselines, their production values interleaved, and each
+    production decision's index in its own agent's stream (to say how long after the change an
+    alert came)."""
     store = BaselineStore(out / "store")
-    evaluation, production = [], []
+    evaluation, production, index = [], [], {}
     for i, (model_id, scenario) in enumerate(AGENTS):
-        logs = simulate(scenario, seed + i, n_evaluation=12_000, n_production=n_production, change_at=5_000,
+        logs = simulate(scenario, seed + i, n_evaluation=12_000, n_production=n_production, change_at=CHANGE_AT,
                         model_id=model_id)
         evaluation += logs.evaluation
         production.append([orjson.dumps(r) for r in logs.production])
+        index.update((r["decision_id"], n) for n, r in enumerate(logs.production))
         _say(f"  {model_id:<22} {logs.truth['description']}")
     decisions = parse_values([orjson.dumps(r) for r in evaluation], limits=config.limits).decisions
     built = build_baselines(decisions, config, source="janus demo simulator", actor="janus-demo",
@@ -63,7 +69,19 @@ def _build_baselines(out: Path, seed: int, n_production: int, config) -> tuple[B
         _say(f"  baseline {baseline.model_id}@{version} from {baseline.n_records:,} evaluation decisions")
     # Interleave the agents' streams the way a shared topic would see them.
     merged = [v for pair in zip(*production) for v in pair]
-    return store, merged
+    return store, merged, index
+
+
+def _timing(event, index: dict[str, int]) -> str:
+    """How far into its agent's stream an alert came, against the injected change."""
+    n = index.get(event.decision_id)
+    if n is None:
+        return ""
+    if event.model_id != AGENTS[0][0]:
+        return f" [{n + 1:,} decisions into the control's stream: a false alarm]"
+    if n < CHANGE_AT:
+        return f" [{CHANGE_AT - n:,} decisions before the gap began: a false alarm]"
+    return f" [{n - CHANGE_AT + 1:,} decisions after the gap began]"
 
 
 def _produce(bootstrap: str, values: list[bytes], done: threading.Event) -> None:
@@ -87,7 +105,7 @@ def _run(args) -> int:
     for sub in ("store", "checkpoints"):
         shutil.rmtree(out / sub, ignore_errors=True)
     _say(f"Janus demo: two simulated SOC triage agents, ARL {args.arl:,.0f} records between false alarms.")
-    store, values = _build_baselines(out, args.seed, args.production, config)
+    store, values, index = _build_baselines(out, args.seed, args.production, config)
     with EmbeddedBroker(log_path=out / "broker.log") as broker:
         broker.create_topics([TOPIC], partitions=2)
         _say(f"  embedded Kafka broker (Tansu) at {broker.bootstrap_servers}")
@@ -107,14 +125,15 @@ def _run(args) -> int:
             for event in result.alerts:
                 if event.status == "firing":
                     fired.append(event)
-                    _say(f"    {alert_line(event, 'offset')}")
+                    _say(f"    {alert_line(event, 'offset')}{_timing(event, index)}")
 
         service.on_batch = on_batch
         runner = threading.Thread(target=service.run, kwargs={"install_signal_handlers": False}, daemon=True)
         runner.start()
         produced = threading.Event()
         threading.Thread(target=_produce, args=(broker.bootstrap_servers, values, produced), daemon=True).start()
-        _say(f"  streaming {len(values):,} production decisions; the gap starts after 5,000 of triage-agent's")
+        _say(f"  streaming {len(values):,} production decisions; the gap starts after {CHANGE_AT:,} of "
+             "triage-agent's")
         try:
             deadline = time.monotonic() + 300
             while service.stats.records < len(values) and runner.is_alive() and time.monotonic() < deadline:

@@ -109,7 +109,7 @@ def _run(args) -> int:
     if bad:
         data.notes.append(f"{bad:,} lines of {args.alerts} were not alert events and were ignored")
     out = write_report(data, args.out)
-    summary = {"out": str(out), "model_id": args.model_id, "baseline": data.baseline.ref,
+    summary = {"out": str(out), "model_id": args.model_id, "baseline": data.baseline.ref, "arl": data.arl,
                "production_records": data.n_production, "alerts": len(data.alerts),
                "firing": sum(1 for a in data.alerts if a["status"] == "firing"),
                "evidence": len(data.evidence), "rejected": dict(data.rejected),

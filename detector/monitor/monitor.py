@@ -422,7 +422,7 @@ class Monitor:
         production_rate = float(observed[:, code].sum() / n_window) if n_window > 0 else 0.0
         quiet = self.quiet_time[s, f]
         since = iso_time(quiet if quiet > 0 else float(batch.times[row]))
-        message = describe(kind=spec.kind, title=spec.title or spec.name, code=spec.labels[code],
+        message = describe(kind=spec.kind, feature=spec.name, title=spec.title or spec.name, code=spec.labels[code],
                            direction=comp.direction, ordered=comp.code < 0, evaluation_rate=evaluation_rate,
                            production_rate=production_rate, window=int(round(n_window)), context=context,
                            baseline_ref=self.baseline.ref, since=since)

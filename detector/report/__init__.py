@@ -65,7 +65,8 @@ def render_report(data: ReportData) -> str:
         skipped=_counts(data.n_skipped),
         rejected=_counts(data.rejected),
         plots=figures,
-        top_moved=[f for f in data.shares if f.js_distance][:3],
+        # Only features with a code beyond sampling noise: the rest did not move, whatever their distance.
+        top_moved=[f for f in data.shares if f.js_distance and any(r.notable for r in f.rows)][:3],
         n_behaviour=sum(1 for a in data.alerts if a["status"] == "firing" and a["kind"] == "behaviour"),
         open_features=OPEN_FEATURES,
         notable_z=NOTABLE_Z,

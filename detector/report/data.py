@@ -35,7 +35,9 @@ from detector.config import JanusConfig
 from detector.errors import file_error
 from detector.features import BEHAVIOUR, INPUT
 from detector.pipeline import Pipeline
+from detector.monitor import Monitor
 from detector.probes.sequential import KIND as CUE
+from detector.probes.sequential import cue_test_count
 from detector.records import Decision
 
 MAX_SAMPLES = 1000  # points of the drift-over-time series
@@ -602,6 +604,31 @@ def _pick(items: list, near: Callable, want: Callable, n: int) -> list:
     return out
 
 
+def _report_arl(baseline: Baseline, config: JanusConfig, arl: float | None, alerts: list[dict] | None
+                ) -> tuple[float | None, str]:
+    """The ARL to replay at, and a note when the alerts file was raised at another one.
+
+    An alert carries its threshold log(ARL · n_tests); with no ``--arl`` the report takes the ARL
+    from there, so its header, plots and replay match the alerts it shows."""
+    thresholds = sorted({round(float(a["threshold"]), 6) for a in alerts or []
+                         if a.get("kind") != CUE and a.get("threshold") is not None})
+    if not thresholds:
+        return arl, ""
+    extra = cue_test_count(baseline.featurizer, config.detection, config.probes)
+    n_tests = Monitor(baseline, arl=2.0, config=config.detection, extra_tests=extra).n_tests
+    used = [math.exp(t) / max(n_tests, 1) for t in thresholds]
+    if arl is None:
+        chosen = used[-1]
+        if abs(chosen / config.detection.arl_for(baseline.model_id) - 1) < 1e-3:
+            return None, ""
+        return chosen, f"ARL {chosen:,.0f} read from the thresholds of the alerts (the configuration says " \
+                       f"{config.detection.arl_for(baseline.model_id):,.0f}; pass --arl to choose)"
+    if any(abs(u / arl - 1) > 1e-3 for u in used):
+        return arl, (f"the alerts were raised at ARL {', '.join(f'{u:,.0f}' for u in used)}, this report replays "
+                     f"at {arl:,.0f}: its statistics and plots are not those of the alerts")
+    return arl, ""
+
+
 def gather_report(store: BaselineStore, model_id: str, chunks: Iterable[Chunk], *, version: str | None = None,
                   config: JanusConfig = JanusConfig(), arl: float | None = None, alerts: list[dict] | None = None,
                   source: str = "", alerts_source: str = "", review=None) -> ReportData:
@@ -611,11 +638,14 @@ def gather_report(store: BaselineStore, model_id: str, chunks: Iterable[Chunk], 
     whose per-traffic violation rates of the model are shown (when it has any)."""
     model_id, version = store.resolve(f"{model_id}@{version}" if version else model_id)
     baseline = store.load(model_id, version)
+    arl, arl_note = _report_arl(baseline, config, arl, alerts)
     pipeline = Pipeline(store, config, arl=arl, pinned={model_id: version})
     arl_value = float(arl if arl is not None else config.detection.arl_for(model_id))
     data = ReportData(model_id=clean(model_id), baseline=baseline, arl=arl_value, threshold=0.0,
                       generated_at=iso(datetime.now(timezone.utc).timestamp()), source=clean(source),
                       alerts_source=clean(alerts_source or "raised by replaying the input through the detector"))
+    if arl_note:
+        data.notes.append(arl_note)
     ring = int(min(max(2 * config.detection.window_half_life, 1000), 20_000))
     g = _Gatherer(data, pipeline, baseline, alerts, ring, config.probes.alpha)
     for values, first, locate, traffic in chunks:
@@ -623,8 +653,6 @@ def gather_report(store: BaselineStore, model_id: str, chunks: Iterable[Chunk], 
     g.finish()
     monitor = pipeline.monitors.get(model_id)
     if monitor is None:  # no production record reached the detector: build one for the threshold
-        from detector.monitor import Monitor
-
         monitor = Monitor(baseline, arl=arl, config=config.detection)
     data.threshold = monitor.threshold
     from detector.report.advice import sample_size_advice
