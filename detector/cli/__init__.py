@@ -16,6 +16,7 @@ from detector.errors import JanusError, file_error
 # parsed: `janus --help` and `janus --version` then load no numerical, Kafka or Prometheus library.
 COMMANDS = {
     "config": ("detector.cli.config_cmd", "show the effective configuration"),
+    "schema": ("detector.cli.schema_cmd", "print the decision record's JSON Schema (docs/schema.md)"),
     "simulate": ("detector.cli.simulate_cmd",
                  "write synthetic evaluation/production decision logs with a known, injected change"),
     "baseline": ("detector.cli.baseline_cmd", "build, inspect, compare, promote and roll back baselines"),
