@@ -332,7 +332,7 @@ def realistic_section(real: dict | None) -> list[str]:
              "`detector.realistic` logs (requests wrapped in greetings, fillers, pasted context and sign-offs; "
              "long answers; request kinds with very different refusal rates). Change: refusal on "
              f"`{real['kind']}` (10% of traffic) from 0.92 to the rate shown, from production record "
-             f"{real['change_at']:,}. Janus: every feature, nothing told, ARL {real['arl']:g}. Conditional "
+             f"{real['change_at']:,}. Janus: every feature, nothing told, ARL {real['arl']:,.0f}. Conditional "
              "oracle: knows each record's kind and both rates; SR on that kind's refusals, threshold ARL. "
              "Delays in production records after the change (medians; a run without alarm counts the rest "
              "of the log).", "",
