@@ -11,6 +11,8 @@ different refusal rates. Two questions:
   threshold ARL (one test, nothing estimated). Janus knows neither the kind nor the change
   (``janus backtest``'s pipeline, every feature, ARL ``ARL``). Delays count all production records
   after the change; a run that does not alarm within the log counts its length (censored).
+* **The ARL.** At a configured 1e4, the measured pipeline-wide ARL of one model on no-change logs
+  of each domain (first alarm of any kind per run, censored-exponential estimate).
 * **The null.** No change, a mix shift toward the risky kinds (half of production), a shift toward
   a rare, distinct kind, inputs in words never seen, records missing their output: Janus's
   behaviour alerts per run (the allowance at ARL 1e6 over these records is ≈ 0.01 per statistic).
@@ -25,12 +27,15 @@ import math
 import numpy as np
 import orjson
 
+from single_stream import ArlEstimate
+
 from detector.baseline.build import build_baseline
 from detector.monitor import Monitor
 from detector.realistic import DEVOPS, SUPPORT, Change, generate, with_weights
 from detector.records import parse_values
 
 ARL = 1e6
+ARL_MEASURED = 1e4  # where false alarms are frequent enough to count in minutes
 CHANGE_AT = 2_000
 KIND = "refund_override"
 BATCH = 500
@@ -40,9 +45,9 @@ def _decisions(records: list[dict]):
     return parse_values([orjson.dumps(r) for r in records]).decisions
 
 
-def janus_alerts(evaluation: list[dict], production: list[dict]) -> list:
-    """Firing behaviour alerts of Janus over ``production`` (the backtest's monitor, in micro-batches)."""
-    monitor = Monitor(build_baseline(_decisions(evaluation)), arl=ARL)
+def janus_alerts(evaluation: list[dict], production: list[dict], arl: float = ARL) -> list:
+    """Firing alerts of Janus over ``production`` (the backtest's monitor, in micro-batches)."""
+    monitor = Monitor(build_baseline(_decisions(evaluation)), arl=arl)
     decisions = _decisions(production)
     fired = []
     for i in range(0, len(decisions), BATCH):
@@ -126,6 +131,20 @@ def null_runs(seeds: list[int], n_evaluation: int, n_production: int) -> list[di
     return out
 
 
+def measured_arl(seeds: list[int], n_evaluation: int, n_production: int) -> dict:
+    """Pipeline-wide ARL of one model at a configured ``ARL_MEASURED`` on no-change logs: the
+    censored-exponential estimate over the first alarm of any kind (behaviour, input or data) per run."""
+    out = {}
+    for domain in (SUPPORT, DEVOPS):
+        runs = []
+        for seed in seeds:
+            logs = generate(domain, seed=seed, n_evaluation=n_evaluation, n_production=n_production)
+            fired = janus_alerts(logs.evaluation, logs.production, arl=ARL_MEASURED)
+            runs.append((min(e.record_index for e in fired) if fired else None, n_production))
+        out[domain.name] = {**ArlEstimate.of(runs).to_dict(), "configured": ARL_MEASURED}
+    return out
+
+
 def run(quick: bool = False) -> dict:
     seeds = [11, 12] if quick else [11, 12, 13]
     n_production = 6_000 if quick else 10_000
@@ -135,6 +154,7 @@ def run(quick: bool = False) -> dict:
                     change_runs(seeds, 2_000, 0.50, n_production),
                     change_runs(seeds, 20_000 if not quick else 10_000, 0.75, n_production)],
         "null": null_runs(seeds[:1], 5_000 if quick else 20_000, n_production),
+        "measured_arl": measured_arl(seeds, 5_000 if quick else 20_000, 10_000 if quick else 30_000),
     }
 
 

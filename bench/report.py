@@ -343,6 +343,9 @@ def realistic_section(real: dict | None) -> list[str]:
         lines.append(f"| {c['n_evaluation']:,} | {c['refusal']:.2f} | {c['found']}/{len(c['runs'])} | "
                      f"{_fmt(c['janus_median'])} | {_fmt(c['oracle_median'])} | {c['ratio']:.2f} | "
                      f"{first[:140].replace('|', '/')} |")
+    for name, a in (real.get("measured_arl") or {}).items():
+        lines.append(f"Measured pipeline-wide ARL on {name} no-change logs at a configured {a['configured']:,.0f}: "
+                     f"{_arl_value(a)} ({a['alarms']} first alarms in {a['exposure']:,} records over {a['runs']} runs).")
     lines += ["", "Under the null (behaviour given the input unchanged): behaviour alerts per run; other alert "
               "kinds are expected where the inputs or the data changed.", "",
               "| case | records | behaviour alerts per run | other alerts |", "|---|---|---|---|"]
