@@ -17,9 +17,10 @@ import orjson
 import pytest
 
 from clirun import run_cli as _run
-from detector.baseline import BaselineStore
+from detector.baseline import BaselineStore, build_baseline
 from detector.cli.kafka_range import ProgressReporter, parse_time
 from detector.errors import JanusError
+from detector.records import parse_values
 from detector.report.advice import _bernoulli_kl, _drift, _tilt, needed_records, promotion_check, \
     sample_size_advice
 from detector.simulate import simulate
@@ -58,8 +59,17 @@ def produced(kafka_bootstrap, tmp_path_factory):
         producer.send(topic, value, partition=partition, timestamp_ms=timestamp_ms)
     producer.flush()
     producer.close()
-    return {"topic": topic, "t0": t0, "bootstrap": kafka_bootstrap,
+    return {"topic": topic, "t0": t0, "bootstrap": kafka_bootstrap, "evaluation": logs.evaluation,
             "store": tmp_path_factory.mktemp("kafka-build") / "store"}
+
+
+@pytest.fixture(scope="module")
+def report_store(produced, tmp_path_factory):
+    """A store whose ACTIVE baseline was built from the evaluation records of the topic."""
+    store = BaselineStore(tmp_path_factory.mktemp("kafka-report") / "store")
+    decisions = parse_values([orjson.dumps(r) for r in produced["evaluation"]]).decisions
+    store.save(build_baseline(decisions), actor="t", reason="for the report", activate=True)
+    return store.root
 
 
 @pytest.mark.kafka
@@ -127,14 +137,10 @@ def test_missing_topic_is_an_error(kafka_bootstrap):
 
 
 @pytest.mark.kafka
-def test_report_from_kafka(produced, tmp_path):
-    """`janus report --from-kafka`: the range's records replayed against the baseline built above."""
-    store = produced["store"]
-    if not BaselineStore(store).versions(MODEL):
-        pytest.skip("needs the baseline of test_build_from_a_kafka_time_range")
-    BaselineStore(store).promote(MODEL, "1", actor="t", reason="for the report")
+def test_report_from_kafka(produced, report_store, tmp_path):
+    """`janus report --from-kafka`: the range's records replayed against the model's ACTIVE baseline."""
     out = tmp_path / "kafka-report.html"
-    rc, stdout, err = _run(["report", "--store", str(store), "--model-id", MODEL, "--from-kafka", "--topic",
+    rc, stdout, err = _run(["report", "--store", str(report_store), "--model-id", MODEL, "--from-kafka", "--topic",
                             produced["topic"], "--since", iso(produced["t0"]), "--bootstrap-servers",
                             produced["bootstrap"], "--out", str(out), "--json"])
     assert rc == 0, err
