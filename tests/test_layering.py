@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "detector"
 # name covers the module and its submodules; "detector" alone is the package's __init__.
 LAYERS: list[tuple[str, ...]] = [
     ("detector", "detector.errors", "detector.config", "detector.logs", "detector.heap", "detector.dedup"),
-    ("detector.records", "detector.formats"),
+    ("detector.records", "detector.formats", "detector.schema"),
     ("detector.features",),
     ("detector.baseline",),
     ("detector.monitor",),
