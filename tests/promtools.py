@@ -39,6 +39,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -351,6 +352,18 @@ class PrometheusServer:
             time.sleep(0.2)
         raise TimeoutError(f"job {job!r} not scraped {scrapes}x within {timeout}s: {last}\n{self.log_tail()}")
 
+    def wait_for_rule_evaluation(self, after: float, *, timeout: float = 30.0) -> None:
+        """Wait until every rule group was last evaluated at or after ``after`` (epoch seconds)."""
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            self.check_alive()
+            last = {g["name"]: g["lastEvaluation"] for g in self.rule_groups()}
+            if last and all(rfc3339_seconds(t) >= after for t in last.values()):
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"rule groups not evaluated after {after} within {timeout}s: {last}\n{self.log_tail()}")
+
     # -- lifecycle -----------------------------------------------------------------------------
     def check_alive(self) -> None:
         if self.process.poll() is not None:
@@ -379,6 +392,16 @@ class PrometheusServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def rfc3339_seconds(text: str) -> float:
+    """Prometheus's RFC 3339 times (nanoseconds, ``Z``) as epoch seconds.
+
+    >>> round(rfc3339_seconds("2024-06-01T12:00:00.123456789Z") - rfc3339_seconds("2024-06-01T12:00:00Z"), 6)
+    0.123456
+    """
+    microseconds = re.sub(r"(\.\d{6})\d+", r"\1", text)  # datetime keeps microseconds
+    return datetime.fromisoformat(microseconds.replace("Z", "+00:00")).timestamp()
 
 
 def janus_scrape_config(target: str = "127.0.0.1:9464", *, interval: str = "1s", job: str = JANUS_JOB) -> dict[str, Any]:

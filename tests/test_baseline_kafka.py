@@ -16,21 +16,17 @@ from collections import namedtuple
 import orjson
 import pytest
 
-from detector.baseline import BaselineStore
-from detector.baseline.from_kafka import ProgressReporter, iter_topic_range, parse_time, read_topic_range
 from clirun import run_cli as _run
+from detector.baseline import BaselineStore, build_baseline
+from detector.cli.kafka_range import ProgressReporter, parse_time
 from detector.errors import JanusError
+from detector.records import parse_values
 from detector.report.advice import _bernoulli_kl, _drift, _tilt, needed_records, promotion_check, \
     sample_size_advice
 from detector.simulate import simulate
+from detector.stream.topic_range import iso, iter_topic_range, read_topic_range
 
 MODEL = "triage-agent"
-
-
-def _iso(seconds: float) -> str:
-    from detector.baseline.from_kafka import iso
-
-    return iso(seconds)
 
 
 # ---- Kafka: a time range of a real topic ---------------------------------------------------------------
@@ -63,14 +59,23 @@ def produced(kafka_bootstrap, tmp_path_factory):
         producer.send(topic, value, partition=partition, timestamp_ms=timestamp_ms)
     producer.flush()
     producer.close()
-    return {"topic": topic, "t0": t0, "bootstrap": kafka_bootstrap,
+    return {"topic": topic, "t0": t0, "bootstrap": kafka_bootstrap, "evaluation": logs.evaluation,
             "store": tmp_path_factory.mktemp("kafka-build") / "store"}
+
+
+@pytest.fixture(scope="module")
+def report_store(produced, tmp_path_factory):
+    """A store whose ACTIVE baseline was built from the evaluation records of the topic."""
+    store = BaselineStore(tmp_path_factory.mktemp("kafka-report") / "store")
+    decisions = parse_values([orjson.dumps(r) for r in produced["evaluation"]]).decisions
+    store.save(build_baseline(decisions), actor="t", reason="for the report", activate=True)
+    return store.root
 
 
 @pytest.mark.kafka
 def test_build_from_a_kafka_time_range(produced):
     topic, t0, store = produced["topic"], produced["t0"], produced["store"]
-    since, until = _iso(t0 + 200), _iso(t0 + 1000)  # evaluation records 200..999
+    since, until = iso(t0 + 200), iso(t0 + 1000)  # evaluation records 200..999
     rc, out, err = _run(["baseline", "build", "--from-kafka", "--topic", topic, "--since", since, "--until", until,
                          "--bootstrap-servers", produced["bootstrap"], "--store", str(store),
                          "--reason", "eval week 1", "--actor", "ana", "--json"])
@@ -95,7 +100,7 @@ def test_build_from_a_kafka_time_range(produced):
     rc, out, err = _run(["baseline", "build", "--from-kafka", "--topic", topic, "--since", str(t0 + 1000),
                          "--bootstrap-servers", produced["bootstrap"], "--store", str(store), "--reason", "tail"])
     assert rc == 0, err
-    assert err.startswith(f"janus: reading {topic} {_iso(t0 + 1000)}..") and "records read" in err
+    assert err.startswith(f"janus: reading {topic} {iso(t0 + 1000)}..") and "records read" in err
     lines = out.splitlines()
     assert lines[0].startswith(f"read 200 records of topic {topic} ")
     assert lines[1] == f"built {MODEL}@2 from 200 evaluation records"
@@ -112,7 +117,7 @@ def test_kafka_range_errors(produced):
         (["--topic", produced["topic"]], "--from-kafka needs --since"),
         (["--topic", produced["topic"], "--since", "yesterday"], "expected RFC 3339"),
         (["--topic", produced["topic"], "--since", "2025-01-06T00:00:00"], "has no UTC offset"),
-        (["--topic", produced["topic"], "--since", _iso(produced["t0"] + 5000)], "no evaluation records"),
+        (["--topic", produced["topic"], "--since", iso(produced["t0"] + 5000)], "no evaluation records"),
         (["--topic", produced["topic"], "--since", "1d", "--allow-production", "--reason", " "], "needs a --reason"),
     ]
     for extra, fragment in cases:
@@ -132,15 +137,11 @@ def test_missing_topic_is_an_error(kafka_bootstrap):
 
 
 @pytest.mark.kafka
-def test_report_from_kafka(produced, tmp_path):
-    """`janus report --from-kafka`: the range's records replayed against the baseline built above."""
-    store = produced["store"]
-    if not BaselineStore(store).versions(MODEL):
-        pytest.skip("needs the baseline of test_build_from_a_kafka_time_range")
-    BaselineStore(store).promote(MODEL, "1", actor="t", reason="for the report")
+def test_report_from_kafka(produced, report_store, tmp_path):
+    """`janus report --from-kafka`: the range's records replayed against the model's ACTIVE baseline."""
     out = tmp_path / "kafka-report.html"
-    rc, stdout, err = _run(["report", "--store", str(store), "--model-id", MODEL, "--from-kafka", "--topic",
-                            produced["topic"], "--since", _iso(produced["t0"]), "--bootstrap-servers",
+    rc, stdout, err = _run(["report", "--store", str(report_store), "--model-id", MODEL, "--from-kafka", "--topic",
+                            produced["topic"], "--since", iso(produced["t0"]), "--bootstrap-servers",
                             produced["bootstrap"], "--out", str(out), "--json"])
     assert rc == 0, err
     summary = json.loads(stdout)

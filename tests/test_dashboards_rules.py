@@ -522,7 +522,7 @@ def scraped_prometheus(tmp_path_factory):
         [janus_scrape_config(target, interval="1s")], workdir=tmp_path_factory.mktemp("prom-scraped")
     ) as prom:
         prom.wait_for_target("janus", scrapes=4)
-        time.sleep(1.5)  # one more rule evaluation over the recorded samples
+        prom.wait_for_rule_evaluation(after=time.time())  # the rules have seen the recorded samples
         yield prom
 
 

@@ -3,6 +3,8 @@ judged given the input, exact checkpoint/restore. Fixed seeds throughout, so not
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import orjson
 import pytest
@@ -62,8 +64,8 @@ def test_an_uncorrected_threshold_fails_the_same_test():
         monitor._learns = False
         # Per test: every component against the ARL itself (a sum, not the family's mean; no
         # Bonferroni split over features), each null the baseline's point estimate.
-        monitor._log_weights = np.zeros_like(monitor._log_weights)
-        monitor.log_threshold = float(np.log(arl))
+        monitor.sr = dataclasses.replace(monitor.sr, log_weights=np.zeros_like(monitor.sr.log_weights),
+                                         log_threshold=float(np.log(arl)))
         production = synthetic(rng, length, "production")
         fired = alarms(monitor, production)
         first_alarms += bool(fired)

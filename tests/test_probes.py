@@ -20,6 +20,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from scipy import stats
 
+from benchscript import load_bench
 from detector.baseline import BaselineStore, build_baseline
 from detector.cli import main
 from detector.config import DetectionConfig, JanusConfig, ProbeConfig, parse_config
@@ -168,9 +169,9 @@ def test_13_vs_3_percent_is_flagged_with_a_few_hundred_pairs():
 
 
 def test_exact_power_formula_matches_enumeration():
-    """detector.probes.measure.mcnemar_power (quoted in docs/probes.md) against a brute-force sum
+    """bench/probes_measure.py's mcnemar_power (quoted in docs/probes.md) against a brute-force sum
     over every (monitored-only, unmonitored-only) table of 40 pairs."""
-    from detector.probes.measure import mcnemar_power
+    mcnemar_power = load_bench("probes_measure").mcnemar_power
 
     n, p_m, p_u = 40, 0.1, 0.4
     only_m, only_u = p_m * (1 - p_u), p_u * (1 - p_m)

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from benchscript import load_bench
 from detector.features.refusal import DEFAULT_REFUSAL_PATTERNS, NO_TEXT, RefusalRecogniser
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
 def _bench():
-    """bench/refusal_recogniser.py (bench/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("bench_refusal_recogniser", ROOT / "bench" / "refusal_recogniser.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("refusal_recogniser")
 
 
 @pytest.fixture(scope="module")

@@ -215,6 +215,7 @@ def test_checkpoint_survives_kill_9_mid_write(tmp_path):
     for _ in range(4):
         proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
         assert proc.stdout.readline().strip() == b"ready"
+        # Not synchronisation: a random moment to kill the writer at, anywhere inside a save.
         time.sleep(float(rng.uniform(0.2, 0.6)))
         proc.kill()
         proc.wait()
@@ -629,6 +630,14 @@ class _Runner:
         return self.result
 
 
+def _read_to_the_end(service, partitions: int) -> bool:
+    """The service owns ``partitions`` partitions and has processed each up to its high watermark:
+    with everything produced beforehand, no record is left to arrive (a re-read or a skip shows in
+    the counts checked afterwards)."""
+    lags = service.lags()
+    return len(lags) == partitions and not any(lags.values())
+
+
 def _read_topic(bootstrap, topic, n, timeout=30.0):
     from kafka import KafkaConsumer, TopicPartition
 
@@ -727,7 +736,7 @@ def test_service_restart_resumes_from_its_checkpoint(kafka_bootstrap, unique_top
     second = _service(store, kafka_bootstrap, topic, group, tmp_path / "ckpt")
     runner = _Runner(second)
     runner.wait_for(lambda: second.stats.records >= len(values) - half, what="second half")
-    time.sleep(0.5)  # nothing more may arrive
+    runner.wait_for(lambda: _read_to_the_end(second, 1), what="the end of the topic")
     runner.stop()
     assert second.stats.records == len(values) - half, "the restarted service re-read or skipped records"
     assert second.stats.skipped_behind_checkpoint == 0
@@ -807,7 +816,7 @@ def test_service_killed_mid_stream_loses_and_double_counts_nothing(
     survivor = _service(store, kafka_bootstrap, topic, group, ckpt)
     runner = _Runner(survivor)
     runner.wait_for(lambda: survivor.stats.records >= len(values) - at_kill, timeout=120, what="the rest")
-    time.sleep(0.5)
+    runner.wait_for(lambda: _read_to_the_end(survivor, 1), what="the end of the topic")
     runner.stop()
     assert survivor.stats.records == len(values) - at_kill
     alerts = killed_alerts + [_alert_key(orjson.loads(x)) for x in survivor.alert_stream.getvalue().splitlines()]
@@ -891,7 +900,7 @@ def test_two_services_split_partitions_and_hand_over_state(
     produce(700, None)
     producer.close()
     run_b.wait_for(lambda: total() >= len(values), what="everything")
-    time.sleep(0.5)
+    run_b.wait_for(lambda: _read_to_the_end(b, 4), what="the end of every partition")
     run_b.stop()
     assert total() == len(values), f"lost or double-counted: {a.stats.records} + {b.stats.records}"
     assert b.stats.records > 0 and a.stats.records > 1600

@@ -85,7 +85,17 @@ def _now() -> str:
 
 
 class BaselineStore:
-    """>>> store = BaselineStore(tempfile.mkdtemp())  # doctest: +SKIP"""
+    """The versions of every model's baseline under ``root``.
+
+    >>> from detector.baseline.build import build_baseline
+    >>> from detector.records import Decision
+    >>> store = BaselineStore(tempfile.mkdtemp())
+    >>> evaluation = [Decision(f"e{i}", float(i), "m", "evaluation", refused=i % 9 == 0) for i in range(300)]
+    >>> store.save(build_baseline(evaluation), actor="ana", reason="eval week 1", activate=True)
+    '1'
+    >>> store.active_version("m"), store.load_active("m").n_records, [e["action"] for e in store.audit("m")]
+    ('1', 300, ['build', 'promote'])
+    """
 
     def __init__(self, root: str | Path):
         self.root = Path(root)

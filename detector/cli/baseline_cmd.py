@@ -10,7 +10,7 @@ from detector.cli.common import (
     add_format_arguments, add_rejects_argument, add_store_argument, config_of, default_actor, print_json,
     rejections_text, rejects_writer, store_of
 )
-from detector.cli.serve_cmd import add_range_arguments
+from detector.cli.kafka_range import add_range_arguments
 from detector.errors import JanusError
 from detector.formats import format_of
 from detector.records import read_decisions
@@ -90,7 +90,8 @@ FIRST_REJECTIONS = 5  # rejections named in the --json summary (as `janus backte
 
 def _build(args) -> int:
     from detector.baseline import build_baselines
-    from detector.baseline.from_kafka import check_range_arguments, iso, read_range_from_args
+    from detector.cli.kafka_range import check_range_arguments, read_range_from_args
+    from detector.stream.topic_range import iso
 
     config = config_of(args)
     store = store_of(args, config)

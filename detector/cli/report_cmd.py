@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from detector.cli.common import add_format_arguments, add_store_argument, config_of, print_json, store_of
-from detector.cli.serve_cmd import add_range_arguments
+from detector.cli.kafka_range import add_range_arguments
 from detector.errors import JanusError
 
 CHUNK = 256
@@ -45,7 +45,8 @@ def register(p) -> None:
 
 
 def _kafka_chunks(args, config, kafka_range) -> Iterator:
-    from detector.baseline.from_kafka import ProgressReporter, iso, iter_topic_range, kafka_settings_for
+    from detector.cli.kafka_range import ProgressReporter, kafka_settings_for
+    from detector.stream.topic_range import iso, iter_topic_range
 
     topic, since, until = kafka_range
     traffic = config.kafka.traffic_by_topic.get(topic)
@@ -80,7 +81,8 @@ def _review_summary(config, store, model_id):
 
 
 def _run(args) -> int:
-    from detector.baseline.from_kafka import check_range_arguments, iso
+    from detector.cli.kafka_range import check_range_arguments
+    from detector.stream.topic_range import iso
     from detector.report import write_report
     from detector.report.data import file_chunks, gather_report, read_alerts
 

@@ -13,7 +13,7 @@ from detector.cli.common import add_format_arguments, add_store_argument, config
 from detector.errors import JanusError
 
 # Imported where used: `janus baseline` and `janus report` build their parsers with the Kafka options
-# defined here, and need no Kafka or Prometheus library for that.
+# defined here (through detector.cli.kafka_range), and need no Kafka or Prometheus library for that.
 if TYPE_CHECKING:
     from detector.metrics import JanusMetrics
     from detector.stream.service import StreamService
@@ -31,17 +31,6 @@ def add_kafka_arguments(p) -> None:
     p.add_argument("--ssl-keyfile")
     p.add_argument("--max-poll-interval-ms", type=int,
                    help="consumer max_poll_interval_ms (the embedded Tansu broker needs ~5000)")
-
-
-def add_range_arguments(parser) -> None:
-    """``--topic --since --until`` plus the Kafka connection options, used with ``--from-kafka``
-    (checked by :func:`detector.baseline.from_kafka.check_range_arguments`)."""
-    parser.add_argument("--topic", help="with --from-kafka: the topic to read (default: the config's only topic)")
-    parser.add_argument("--since", metavar="TIME",
-                        help="with --from-kafka: start of the range (RFC 3339, epoch seconds, or a duration "
-                             "before now such as 24h)")
-    parser.add_argument("--until", metavar="TIME", help="with --from-kafka: end of the range, exclusive (default: now)")
-    add_kafka_arguments(parser)
 
 
 def kafka_config_from_args(config, args):

@@ -81,11 +81,36 @@ class FeatureMatrix:
     segments: np.ndarray  # (n,) int16 index into Featurizer.segments
 
 
-def _vocabulary(values: Sequence[str | None], size: int) -> list[str]:
+# ---- the coding of categories, also used by detector.probes so that its codes mean the same ----
+
+def vocabulary(values: Sequence[str | None], size: int) -> list[str]:
+    """The ``size`` most frequent values (``None`` left out), most frequent first.
+
+    >>> vocabulary(["b", "a", None, "b", "c", "a"], 2)
+    ['a', 'b']
+    """
     counts = Counter(v for v in values if v is not None)
     # Ties broken by value so the same evaluation data always gives the same codes.
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     return [v for v, _ in ranked[:size]]
+
+
+def category_codes(values: Sequence[str | None], vocabulary: Sequence[str]) -> np.ndarray:
+    """Codes of a categorical feature: 0 missing, 1 unseen (not in ``vocabulary``), 2.. its values.
+
+    >>> category_codes(["b", None, "z"], ["a", "b"]).tolist()
+    [3, 0, 1]
+    """
+    return _category_codes(values, _index(vocabulary, 2))
+
+
+def attribute_text(value) -> str | None:
+    """An attribute's value as a category (JSON booleans as ``true`` / ``false``)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _index(vocabulary: Sequence[str], first_code: int) -> dict[str, int]:
@@ -118,14 +143,6 @@ def _floats(values) -> np.ndarray:
 
 def _lengths(texts: Sequence[str | None]) -> np.ndarray:
     return np.array([np.nan if t is None else len(t) for t in texts], dtype=np.float64)
-
-
-def _attribute_text(value) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 class Featurizer:
@@ -196,7 +213,7 @@ class Featurizer:
         self.conditions = self._condition_model()
         self.condition_values = []
         if c.condition_attributes:
-            self.condition_values = _vocabulary([self._condition_value(d) for d in decisions], c.max_codes * 4)
+            self.condition_values = vocabulary([self._condition_value(d) for d in decisions], c.max_codes * 4)
         else:
             ids = [d.decision_id for d in decisions]
             self.conditions.fit([d.input_text for d in decisions], ids,
@@ -206,7 +223,7 @@ class Featurizer:
         self._build_indexes()
 
     def _condition_value(self, d: Decision) -> str:
-        return "\x1f".join(_attribute_text(d.attributes.get(k)) or MISSING_LABEL for k in self.config.condition_attributes)
+        return "\x1f".join(attribute_text(d.attributes.get(k)) or MISSING_LABEL for k in self.config.condition_attributes)
 
     def _fit_codes(self, decisions: Sequence[Decision]) -> None:
         c = self.config
@@ -214,11 +231,11 @@ class Featurizer:
         if c.refusal_source == "auto":  # labels when evaluation carries them, else the output text
             labelled = sum(r is not None for r in cols.refused) >= c.expected_presence * max(len(decisions), 1)
             self.refusal_source = "label" if labelled else "text"
-        self.segments = _vocabulary(cols.segment, c.max_segments)
-        self.actions = _vocabulary(cols.action, c.max_codes - 2)
-        self.tools = _vocabulary([name for names in cols.tool_names for name in set(names)], c.max_tools)
+        self.segments = vocabulary(cols.segment, c.max_segments)
+        self.actions = vocabulary(cols.action, c.max_codes - 2)
+        self.tools = vocabulary([name for names in cols.tool_names for name in set(names)], c.max_tools)
         self.attributes = {
-            key: _vocabulary([_attribute_text(a.get(key)) for a in cols.attributes], c.max_codes - 2)
+            key: vocabulary([attribute_text(a.get(key)) for a in cols.attributes], c.max_codes - 2)
             for key in c.attributes
         }
         numeric = cols.numeric()
@@ -394,7 +411,7 @@ class Featurizer:
         columns.append(presence[:, n_tools])
         columns.extend(presence[:, j] for j in range(n_tools))
         for key, index in self._attribute_index.items():
-            columns.append(_category_codes([_attribute_text(a.get(key)) for a in cols.attributes], index))
+            columns.append(_category_codes([attribute_text(a.get(key)) for a in cols.attributes], index))
         numeric = cols.numeric()
         columns.extend(_bin_codes(numeric[name], self._edges[name]) for name in self.NUMERIC)
         output_codes, output_phrases = self._text_fields["output_cluster"].encode(cols.output_text)

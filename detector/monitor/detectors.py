@@ -1,4 +1,4 @@
-"""Shiryaev–Roberts e-detectors against tilted alternatives, vectorised over micro-batches.
+"""The alternatives of the Shiryaev–Roberts e-detectors, and why they keep the ARL.
 
 Why this gives the ARL (Shin, Ramdas & Rinaldo, "E-detectors", 2023; Pollak 1985):
 each component has a per-record likelihood ratio Λ = q(x)/m_t(x) against the posterior
@@ -18,7 +18,8 @@ production while the alternatives stay anchored to evaluation, the likelihood ra
 change keeps growing after the null has moved.
 
 Per record, the work is one gather of precomputed alternative probabilities (per cell and code),
-one division by the predictive, and ``R = Λ·(1 + R)`` over all components at once (:func:`sr_run`).
+one division by the predictive, and ``R = Λ·(1 + R)`` over all components at once
+(:class:`~detector.monitor.shiryaev_roberts.ShiryaevRoberts`, which also fires, resolves and caps).
 """
 
 from __future__ import annotations
@@ -92,26 +93,3 @@ def alternative_table(mean: np.ndarray, comps: list[Component], first_present: i
             q[:, k] = qk
         table[:, :, c] = q / np.maximum(q.sum(axis=1, keepdims=True), 1e-300)
     return table
-
-
-def sr_run(r0: np.ndarray, lr: np.ndarray, cap: np.ndarray) -> np.ndarray:
-    """R after each record: ``R_n = Λ_n (1 + R_{n-1})`` from ``r0`` (C,) over ratios ``lr`` (n, C).
-
-    Linear space, in place, three ufunc calls per record over all components: no exp or log.
-    ``cap`` (C,) sits far above any threshold and stops overflow while an alert stays open.
-    Capping can only lower an e-process, so the ARL guarantee is untouched.
-    """
-    path = np.empty_like(lr)
-    prev = r0
-    for i in range(len(lr)):
-        row = path[i]
-        np.add(prev, 1.0, out=row)
-        np.multiply(row, lr[i], out=row)
-        np.minimum(row, cap, out=row)
-        prev = row
-    return path
-
-
-def mixture(log_r: np.ndarray, starts: np.ndarray, log_weights: np.ndarray) -> np.ndarray:
-    """log of each feature's weighted sum of components, (n, C) → (n, F); weights 1/size = mean."""
-    return np.logaddexp.reduceat(log_r, starts, axis=-1) + log_weights

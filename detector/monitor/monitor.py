@@ -29,16 +29,9 @@ from detector.features import BEHAVIOUR, DATA, FeatureMatrix
 from detector.features.conditions import NOVEL
 from detector.features.featurizer import MISSING_PART
 from detector.monitor.alerts import SEVERITY, AlertEvent, describe, iso_time
-from detector.monitor.detectors import (
-    SHARE,
-    UP,
-    Component,
-    alternative_table,
-    feature_components,
-    mixture,
-    sr_run,
-)
+from detector.monitor.detectors import SHARE, UP, Component, alternative_table, feature_components
 from detector.monitor.nulls import dirichlet_alpha, log_predictive_of_counts, predictive, running_count
+from detector.monitor.shiryaev_roberts import ShiryaevRoberts
 from detector.records import Decision
 
 MAX_TRACKED_VERSIONS = 20
@@ -91,8 +84,7 @@ class Monitor:
         self.expected: list[np.ndarray] = []  # baseline posterior mean P(code | cell), per monitored feature
         self._first: list[int] = []
         self._conditions: list[int] = []
-        starts, sizes = [], []
-        width = 0
+        sizes = []
         for j, spec in enumerate(fz.specs):
             if config.features and spec.name not in config.features:
                 continue
@@ -114,30 +106,19 @@ class Monitor:
             self._conditions.append(fz.n_conditions[j])
             self.features.append(j)
             self.components.append(comps)
-            starts.append(width)
             sizes.append(len(comps))
-            width += len(comps)
         self._n_codes = [a.shape[1] for a in self._alpha]
         self._data_column = fz.feature_index("data_quality")
         self._baseline_shares = [baseline.shares(j) for j in self.features]
-        self._starts = np.array(starts, dtype=np.int64)
-        self._sizes = np.array(sizes, dtype=np.int64)
-        self._log_weights = -np.log(np.maximum(self._sizes, 1)).astype(np.float64)  # the family's mean
         n_features = len(self.features)
         # Bonferroni over the model's statistics per record (the mixture already covers each feature's
         # family): every feature in the record's segment and, with several segments, in "(all)".
         self.n_tests = n_features * (1 + (self.all_row is not None)) + self.extra_tests
         self.log_threshold = float(np.log(self.arl) + np.log(max(self.n_tests, 1)))
-        self.log_resolve = self.log_threshold + float(np.log(config.resolve_fraction))
-        # The SR mixture rests a few nats above 0 under no change; half the threshold is well above
-        # that and well below an alarm.
-        self._log_quiet = 0.5 * self.log_threshold
-        # Per component, e^14 (~1e6) above what alone would put its feature over the threshold.
-        self._log_cap = self.log_threshold + 14.0 - np.repeat(self._log_weights, self._sizes)
-        self._cap = np.exp(self._log_cap)
+        self.sr = ShiryaevRoberts.for_features(sizes, self.log_threshold, config.resolve_fraction)
         self._decay = 0.5 ** (1.0 / config.window_half_life)
         # ---- state ----
-        self.log_r = np.full((self.n_rows, width), -np.inf)
+        self.log_r = np.full((self.n_rows, sum(sizes)), -np.inf)
         self.firing = np.zeros((self.n_rows, n_features), dtype=bool)
         self.quiet_time = np.zeros((self.n_rows, n_features))
         self.seen = [np.zeros_like(a) for a in self._alpha]  # production counts the null has learnt
@@ -157,12 +138,8 @@ class Monitor:
         """The e-detector threshold F·ARL each feature's mixture is compared with."""
         return float(np.exp(self.log_threshold))
 
-    def _segment_mixtures(self) -> np.ndarray:
-        return mixture(self.log_r, self._starts, self._log_weights)  # (segments, features)
-
     def statistics(self) -> list[Statistic]:
-        mix = self._segment_mixtures()
-        norm = np.logaddexp(0.0, mix) / np.logaddexp(0.0, self.log_threshold)
+        norm = self.sr.normalised(self.sr.log_mixture(np.exp(self.log_r)))  # (segments, features)
         out = []
         for s in np.flatnonzero(self.segment_records):
             name = self.row_name(int(s))
@@ -263,8 +240,7 @@ class Monitor:
             alpha, seen = self._alpha[f], self.seen[f]
             m = (alpha.ravel()[keys] + seen.ravel()[keys] + before_key) / (
                 alpha.sum(axis=1)[cells] + seen.sum(axis=1)[cells] + before_cell)
-            start = self._starts[f]
-            lr[rows, start:start + int(self._sizes[f])] = self._alt[f][keys] / m[:, None]
+            lr[rows, self.sr.components(f)] = self._alt[f][keys] / m[:, None]
             if learn.any():
                 self.seen[f] += np.bincount(keys[learn], minlength=seen.size).reshape(seen.shape)
         return lr
@@ -322,56 +298,12 @@ class Monitor:
          self.n_production) = saved
 
     def _run_segment(self, s: int, rows: np.ndarray, lr: np.ndarray, batch: _Batch) -> list[tuple[int, AlertEvent]]:
-        events = []
-        base = 0  # rows before `base` are done (a resolution restarted the path there)
-        r0 = np.exp(self.log_r[s])
-        path = sr_run(r0, lr, self._cap)
-        mix = self._log_mixture(path)
-        scan = 0
-        while scan < len(path):
-            firing = self.firing[s]
-            crossed = np.where(firing[None, :], mix[scan:] < self.log_resolve, mix[scan:] >= self.log_threshold)
-            hit = np.flatnonzero(crossed.any(axis=1))
-            if not len(hit):
-                break
-            at = scan + int(hit[0])
-            resolved = []
-            for f in np.flatnonzero(crossed[hit[0]]):
-                row = rows[base + at]
-                self._note_quiet(s, f, mix[: at + 1, f], rows[base: base + at + 1], batch)
-                events.append((int(row), self._event(s, int(f), row, float(mix[at, f]), np.log(path[at]), batch,
-                                                     "resolved" if firing[f] else "firing")))
-                firing[f] = not firing[f]
-                if not firing[f]:
-                    resolved.append(int(f))
-            if resolved:
-                # A resolved statistic restarts from zero (a renewal): recompute the rest of the batch.
-                r0 = path[at].copy()
-                for f in resolved:
-                    r0[self._starts[f]: self._starts[f] + int(self._sizes[f])] = 0.0
-                base += at + 1
-                path = sr_run(r0, lr[base:], self._cap)
-                mix = self._log_mixture(path)
-                scan = 0
-            else:
-                scan = at + 1
+        done = self.sr.run(np.exp(self.log_r[s]), self.firing[s], self.quiet_time[s], lr, batch.times[rows])
         with np.errstate(divide="ignore"):
-            self.log_r[s] = np.log(path[-1] if len(path) else r0)
-        if len(path):
-            for f in range(len(self.features)):
-                self._note_quiet(s, f, mix[:, f], rows[base:], batch)
-        return events
-
-    def _log_mixture(self, path: np.ndarray) -> np.ndarray:
-        """log of each feature's mean R, per row: (n, C) → (n, F)."""
-        with np.errstate(divide="ignore"):
-            return np.log(np.add.reduceat(path, self._starts, axis=1)) + self._log_weights
-
-    def _note_quiet(self, s: int, f: int, mix: np.ndarray, rows: np.ndarray, batch: _Batch) -> None:
-        """Remember when the statistic was last near its resting level: the 'since' of an alert."""
-        quiet = np.flatnonzero(mix <= self._log_quiet)
-        if len(quiet):
-            self.quiet_time[s, f] = batch.times[rows[quiet[-1]]]
+            self.log_r[s] = np.log(done.r)
+        self.firing[s], self.quiet_time[s] = done.firing, done.quiet_time
+        return [(int(rows[t.row]), self._event(s, t.feature, rows[t.row], t.log_statistic, np.log(t.r), batch,
+                                               t.status, t.since)) for t in done.transitions]
 
     def _advance_window(self, matrix: FeatureMatrix) -> None:
         n = len(matrix.cells)
@@ -384,12 +316,11 @@ class Monitor:
 
     # ---- alert events -----------------------------------------------------------------------------
     def _event(self, s: int, f: int, row: int, log_stat: float, log_r_row: np.ndarray, batch: _Batch,
-               status: str) -> AlertEvent:
+               status: str, quiet: float) -> AlertEvent:
         j = self.features[f]
         spec = self.featurizer.specs[j]
         comps = self.components[f]
-        start = self._starts[f]
-        strengths = log_r_row[start: start + len(comps)]
+        strengths = log_r_row[self.sr.components(f)]
         # "Code A up" and "code B down" often carry the same evidence; describe the code that grew.
         close = np.flatnonzero(strengths >= strengths.max() - 1.0)
         ups = [c for c in close if comps[c].direction == "up"]
@@ -420,7 +351,6 @@ class Monitor:
         n_window = float(present_n.sum())
         evaluation_rate = float(expected[:, code].sum() / n_window) if n_window > 0 else 0.0
         production_rate = float(observed[:, code].sum() / n_window) if n_window > 0 else 0.0
-        quiet = self.quiet_time[s, f]
         since = iso_time(quiet if quiet > 0 else float(batch.times[row]))
         message = describe(kind=spec.kind, feature=spec.name, title=spec.title or spec.name, code=spec.labels[code],
                            direction=comp.direction, ordered=comp.code < 0, evaluation_rate=evaluation_rate,
@@ -479,29 +409,27 @@ class Monitor:
                 log_alt = np.where(c[:, :, None] > 0, np.log(alt), 0.0)
             per_cell = np.einsum("ck,ckm->cm", c, log_alt) - log_predictive_of_counts(
                 self._alpha[f], self.seen[f], c)[:, None]
-            start = self._starts[f]
-            np.add.at(step[:, start: start + alt.shape[2]], segment_of_cell, per_cell)
+            np.add.at(step[:, self.sr.components(f)], segment_of_cell, per_cell)
             self.seen[f] += c * learn[:, None]
         if self.all_row is not None:
             step[self.all_row] = step[: self.n_segments].sum(axis=0)
             segment_n = np.r_[segment_n, segment_n.sum()]
         for s in np.flatnonzero(segment_n):
-            self.log_r[s] = np.minimum(step[s] + np.logaddexp(0.0, self.log_r[s]), self._log_cap)
-            mix = mixture(self.log_r[s][None, :], self._starts, self._log_weights)[0]
-            for f in range(len(self.features)):
-                crossed = mix[f] < self.log_resolve if self.firing[s, f] else mix[f] >= self.log_threshold
-                if crossed:
-                    self.firing[s, f] = not self.firing[s, f]
-                    spec = self.featurizer.specs[self.features[f]]
-                    events.append(AlertEvent(
-                        status="firing" if self.firing[s, f] else "resolved", kind=spec.kind,
-                        model_id=self.model_id, segment=self.row_name(int(s)), feature=spec.name,
-                        code="", direction="", decision_id="", record_index=-1, statistic=float(mix[f]),
-                        threshold=self.log_threshold, baseline_version=self.baseline.version,
-                        severity=SEVERITY[spec.kind], time="", message=f"{spec.title}: drift statistic crossed "
-                        f"its threshold on summed counts (baseline {self.baseline.ref})"))
-                    if not self.firing[s, f]:
-                        self.log_r[s, self._starts[f]: self._starts[f] + int(self._sizes[f])] = -np.inf
+            with np.errstate(over="ignore"):  # an e-value beyond e^709 is capped all the same
+                batch_ratio = np.exp(step[s])[None, :]
+            # One row whose time is unknown: the quiet times, which only name an alert's "since", stay.
+            done = self.sr.run(np.exp(self.log_r[s]), self.firing[s], self.quiet_time[s], batch_ratio, np.zeros(1))
+            with np.errstate(divide="ignore"):
+                self.log_r[s] = np.log(done.r)
+            self.firing[s] = done.firing
+            for t in done.transitions:
+                spec = self.featurizer.specs[self.features[t.feature]]
+                events.append(AlertEvent(
+                    status=t.status, kind=spec.kind, model_id=self.model_id, segment=self.row_name(int(s)),
+                    feature=spec.name, code="", direction="", decision_id="", record_index=-1,
+                    statistic=t.log_statistic, threshold=self.log_threshold, baseline_version=self.baseline.version,
+                    severity=SEVERITY[spec.kind], time="", message=f"{spec.title}: drift statistic crossed "
+                    f"its threshold on summed counts (baseline {self.baseline.ref})"))
             self.segment_records[s] += int(segment_n[s])
         self.n_production += int(segment_n.sum())
         return events

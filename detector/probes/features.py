@@ -17,7 +17,6 @@ attributes, oversight-awareness phrases); the others are listed as skipped, with
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -26,7 +25,7 @@ import numpy as np
 from detector.config import DetectionConfig, FeaturesConfig
 from detector.features import BEHAVIOUR, FeatureSpec, Featurizer
 # The featurizer's own coding of categories, so that probe codes mean what baseline codes mean.
-from detector.features.featurizer import MISSING_LABEL, UNSEEN_LABEL, _attribute_text, _category_codes, _index
+from detector.features.featurizer import MISSING_LABEL, UNSEEN_LABEL, attribute_text, category_codes, vocabulary
 from detector.features.text import PhraseCounter
 from detector.records import Decision
 
@@ -134,15 +133,6 @@ def describe_test(spec: FeatureSpec, code: int) -> str:
 # ---- featurising without a baseline -----------------------------------------------------------------
 
 
-def _vocabulary(values: Sequence[str | None], size: int) -> list[str]:
-    counts = Counter(v for v in values if v is not None)
-    return [v for v, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:size]]
-
-
-def _codes(values: Sequence[str | None], vocabulary: list[str]) -> np.ndarray:
-    return _category_codes(values, _index(vocabulary, 2))
-
-
 def categorical_features(decisions: Sequence[Decision], config: FeaturesConfig = FeaturesConfig()) -> ProbeFeatures:
     """The features that need no baseline, with vocabularies taken from the probe records."""
     n = len(decisions)
@@ -152,11 +142,11 @@ def categorical_features(decisions: Sequence[Decision], config: FeaturesConfig =
     specs.append(FeatureSpec("refused", BEHAVIOUR, (MISSING_LABEL, "false", "true"), title="refusal"))
     columns.append(np.fromiter((0 if d.refused is None else 2 if d.refused else 1 for d in decisions),
                                dtype=np.int16, count=n))
-    actions = _vocabulary([d.action for d in decisions], config.max_codes - 2)
+    actions = vocabulary([d.action for d in decisions], config.max_codes - 2)
     specs.append(FeatureSpec("action", BEHAVIOUR, cats + tuple(actions), title="action"))
-    columns.append(_codes([d.action for d in decisions], actions))
+    columns.append(category_codes([d.action for d in decisions], actions))
     names = [{t.name for t in d.tool_calls} for d in decisions]
-    tools = _vocabulary([t for s in names for t in s], config.max_tools)
+    tools = vocabulary([t for s in names for t in s], config.max_tools)
     known = set(tools)
     specs.append(FeatureSpec("tool:(other)", BEHAVIOUR, ("absent", "present"), title="use of other tools"))
     columns.append(np.fromiter((bool(s - known) for s in names), dtype=np.int16, count=n))
@@ -164,10 +154,10 @@ def categorical_features(decisions: Sequence[Decision], config: FeaturesConfig =
         specs.append(FeatureSpec(f"tool:{tool}", BEHAVIOUR, ("absent", "present"), title=f"use of tool {tool}"))
         columns.append(np.fromiter((tool in s for s in names), dtype=np.int16, count=n))
     for key in config.attributes:
-        values = [_attribute_text(d.attributes.get(key)) for d in decisions]
-        vocab = _vocabulary(values, config.max_codes - 2)
+        values = [attribute_text(d.attributes.get(key)) for d in decisions]
+        vocab = vocabulary(values, config.max_codes - 2)
         specs.append(FeatureSpec(f"attr:{key}", BEHAVIOUR, cats + tuple(vocab), title=f"attribute {key}"))
-        columns.append(_codes(values, vocab))
+        columns.append(category_codes(values, vocab))
     phrases = PhraseCounter(config.oversight_phrases, config.text_prefix_chars, config.text_cache_size)
     counts = phrases.counts([d.output_text for d in decisions], [d.reasoning for d in decisions])
     specs.append(FeatureSpec("oversight_phrases", BEHAVIOUR, ("none", "one", "two or more"), True,

@@ -19,7 +19,8 @@ so the clock of a cue statistic is its discordant pairs, never more than the mod
 The statistics are per model, not per segment: the null needs no baseline, so nothing is gained
 by splitting the pairs, and pooled they reach the threshold sooner. Alerts and statistics carry
 the segment ``(all)``. After an alert resolves (the statistic falls below ``resolve_fraction`` of
-the threshold) the feature's statistics restart from 0.
+the threshold) the feature's statistics restart from 0. The recursion, firing, resolving and cap
+are the Monitor's own (:class:`~detector.monitor.shiryaev_roberts.ShiryaevRoberts`).
 """
 
 from __future__ import annotations
@@ -33,13 +34,13 @@ from detector.config import DetectionConfig, ProbeConfig
 from detector.features import Featurizer
 from detector.monitor.alerts import SEVERITY, AlertEvent, iso_time, percent
 from detector.monitor.monitor import Monitor, Statistic
+from detector.monitor.shiryaev_roberts import ShiryaevRoberts
 from detector.probes.features import SHIFT, cue_columns, describe_test, directions, ordered_present, stream_codes
 from detector.probes.pairing import Half, PairBuffer
 from detector.records import Decision
 
 KIND = "cue"
 SEGMENT = "(all)"  # cue statistics pool the model's segments
-CAP_NATS = 14.0  # like the Monitor: statistics stop ~e^14 above what would alarm
 
 
 def cue_test_count(featurizer: Featurizer, detection: DetectionConfig = DetectionConfig(),
@@ -69,27 +70,21 @@ class CueDetector:
         alts = [float(p) for p in config.alternatives]
         self.alternatives = alts + [1.0 - p for p in alts]
         self.tests: list[tuple[int, int]] = []  # (feature slot, code or SHIFT)
-        comp_test, comp_p, starts, sizes = [], [], [], []
+        comp_test, comp_p, sizes = [], [], []
         for f, spec in enumerate(self.specs):
-            starts.append(len(comp_test))
-            for code in stream_codes(spec):
-                t = len(self.tests)
-                self.tests.append((f, code))
-                comp_test += [t] * len(self.alternatives)
+            codes = stream_codes(spec)
+            for code in codes:
+                comp_test += [len(self.tests)] * len(self.alternatives)
                 comp_p += self.alternatives
-            sizes.append(len(comp_test) - starts[-1])
+                self.tests.append((f, code))
+            sizes.append(len(codes) * len(self.alternatives))
         self.comp_test = np.array(comp_test, dtype=np.int64)
         p = np.array(comp_p, dtype=np.float64)
         self.comp_p = p
         self.lr_up, self.lr_down = 2.0 * p, 2.0 * (1.0 - p)  # Λ of a pair leaning unmonitored / monitored
-        self.starts = np.array(starts, dtype=np.int64)
-        self.sizes = np.array(sizes, dtype=np.int64)
-        self.weights = 1.0 / np.maximum(self.sizes, 1)
         self.log_threshold = monitor.log_threshold
         self.threshold = float(np.exp(self.log_threshold))
-        self.resolve_level = self.threshold * monitor.config.resolve_fraction
-        self.quiet_level = float(np.exp(0.5 * self.log_threshold))
-        self.cap = self.threshold * np.exp(CAP_NATS) * np.repeat(self.sizes, self.sizes).astype(np.float64)
+        self.sr = ShiryaevRoberts.for_features(sizes, self.log_threshold, monitor.config.resolve_fraction)
         self.decay = 0.5 ** (1.0 / config.window_pairs)
         n_features, n_tests = len(self.specs), len(self.tests)
         # ---- state ----
@@ -139,11 +134,8 @@ class CueDetector:
         with segment ``(all)``."""
         if not self.n_pairs or not len(self.r):
             return []
-        norm = np.log1p(self._mixture(self.r)) / np.log1p(self.threshold)
+        norm = self.sr.normalised(self.sr.log_mixture(self.r))
         return [Statistic(SEGMENT, spec.name, KIND, float(norm[f])) for f, spec in enumerate(self.specs)]
-
-    def _mixture(self, r: np.ndarray) -> np.ndarray:
-        return np.add.reduceat(r, self.starts) * self.weights
 
     # ---- updates ---------------------------------------------------------------------------------
     def update(self, decisions: Sequence[Decision]) -> tuple[list[AlertEvent], Counter]:
@@ -196,45 +188,45 @@ class CueDetector:
                 has_m[:, t] = m == code
                 has_u[:, t] = u == code
         comp_s = s[:, self.comp_test]
-        step = comp_s != 0  # a component moves only on the pairs discordant for its test
-        lr = np.where(comp_s > 0, self.lr_up, self.lr_down)
-        any_step = step.any(axis=1)
+        # A component moves only on the pairs discordant for its test; the others leave every statistic alone.
+        moves = comp_s != 0
+        stepping = np.flatnonzero(moves.any(axis=1))
+        lr = np.where(comp_s[stepping] > 0, self.lr_up, self.lr_down)
+        done = self.sr.run(self.r, self.firing, self.quiet_time, lr, times[stepping], moves[stepping])
         events: list[AlertEvent] = []
+        windowed = 0  # pairs counted in the windows so far
+        for t in done.transitions:
+            i = int(stepping[t.row])
+            self._advance_windows(counted[windowed: i + 1], has_m[windowed: i + 1], has_u[windowed: i + 1])
+            windowed = i + 1
+            events.append(self._event(t.feature, t.log_statistic, t.r, t.since, decision_ids[i], int(positions[i]),
+                                      float(times[i]), t.status))
+        self._advance_windows(counted[windowed:], has_m[windowed:], has_u[windowed:])
+        self.r, self.firing, self.quiet_time = done.r, done.firing, done.quiet_time
+        self.n_pairs += n
+        return events
+
+    def _advance_windows(self, counted: np.ndarray, has_m: np.ndarray, has_u: np.ndarray) -> None:
+        """Decay the windows pair by pair and count these pairs (rows of the per-test arrays)."""
         decay = self.decay
-        for i in range(n):
+        for i in range(len(counted)):
             self.win_n *= decay
             self.win_n += counted[i]
             self.win_m *= decay
             self.win_m += has_m[i]
             self.win_u *= decay
             self.win_u += has_u[i]
-            if not any_step[i]:
-                continue
-            new = lr[i] * (1.0 + self.r)
-            np.minimum(new, self.cap, out=new)
-            self.r = np.where(step[i], new, self.r)
-            mix = self._mixture(self.r)
-            self.quiet_time[mix < self.quiet_level] = times[i]
-            changed = np.flatnonzero(np.where(self.firing, mix < self.resolve_level, mix >= self.threshold))
-            for f in changed.tolist():
-                self.firing[f] = not self.firing[f]
-                events.append(self._event(f, float(mix[f]), decision_ids[i], int(positions[i]), float(times[i]),
-                                          "firing" if self.firing[f] else "resolved"))
-                if not self.firing[f]:
-                    self.r[self.starts[f]: self.starts[f] + self.sizes[f]] = 0.0
-        self.n_pairs += n
-        return events
 
-    def _event(self, f: int, mix: float, decision_id: str, position: int, time: float, status: str) -> AlertEvent:
-        start, size = int(self.starts[f]), int(self.sizes[f])
-        c = start + int(np.argmax(self.r[start: start + size]))  # the component that carries the evidence
+    def _event(self, f: int, log_statistic: float, r: np.ndarray, quiet: float, decision_id: str, position: int,
+               time: float, status: str) -> AlertEvent:
+        components = self.sr.components(f)
+        c = components.start + int(np.argmax(r[components]))  # the component that carries the evidence
         t = int(self.comp_test[c])
         code = self.tests[t][1]
         spec = self.specs[f]
         n = float(self.win_n[t])
         rate_m = float(self.win_m[t] / n) if n > 0 else 0.0
         rate_u = float(self.win_u[t] / n) if n > 0 else 0.0
-        quiet = self.quiet_time[f]
         since = iso_time(quiet if quiet > 0 else time)
         what = describe_test(spec, code)
         window = f"over the last ~{int(round(n)):,} probe pairs (since {since}; baseline {self.monitor.baseline.ref})"
@@ -250,7 +242,7 @@ class CueDetector:
             status=status, kind=KIND, model_id=self.model_id, segment=SEGMENT, feature=spec.name,
             code="higher" if code == SHIFT else spec.labels[code],
             direction="up" if self.comp_p[c] > 0.5 else "down", decision_id=decision_id, record_index=position,
-            statistic=float(np.log(max(mix, 1e-300))), threshold=self.log_threshold,
+            statistic=log_statistic, threshold=self.log_threshold,
             baseline_version=self.monitor.baseline.version, severity=SEVERITY[KIND], time=iso_time(time),
             message=message, evaluation_rate=rate_m, production_rate=rate_u, window_records=int(round(n)),
             caveat=self.monitor.protocol_caveat())

@@ -25,9 +25,12 @@ the consumer leave the group, so batches must stay well under it.
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from detector.errors import JanusError
+
+if TYPE_CHECKING:
+    from detector.config import JanusConfig
 
 #: Embedded-broker defaults (see the module docstring for why they are short).
 DEFAULT_MAX_POLL_INTERVAL_MS = 5000
@@ -130,6 +133,28 @@ def kafka_kwargs(
     elif role == "producer":
         kwargs.update(acks="all", linger_ms=5)
     return kwargs
+
+
+def kafka_settings_from_config(config: JanusConfig) -> dict[str, Any]:
+    """The ``[kafka]`` section as :func:`kafka_kwargs` keyword arguments (empty strings = unset)."""
+    k = config.kafka
+
+    def opt(value: str) -> str | None:
+        return value or None
+
+    return {
+        "bootstrap_servers": k.bootstrap_servers,
+        "max_poll_interval_ms": k.max_poll_interval_ms,
+        "session_timeout_ms": k.session_timeout_ms,
+        "max_poll_records": k.max_poll_records,
+        "security_protocol": k.security_protocol,
+        "sasl_mechanism": opt(k.sasl_mechanism),
+        "sasl_plain_username": opt(k.sasl_plain_username),
+        "sasl_plain_password": opt(k.sasl_plain_password) if k.sasl_plain_username else None,
+        "ssl_cafile": opt(k.ssl_cafile),
+        "ssl_certfile": opt(k.ssl_certfile),
+        "ssl_keyfile": opt(k.ssl_keyfile),
+    }
 
 
 def _servers(bootstrap_servers: str | list[str]) -> list[str]:

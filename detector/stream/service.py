@@ -61,11 +61,11 @@ from detector.errors import JanusError
 from detector.pipeline import BatchResult, Pipeline
 from detector.stream.checkpoint import CheckpointCorrupt, CheckpointStore
 from detector.stream.dlq import DeadLetterPublisher
-from detector.stream.kafka_config import kafka_kwargs
+from detector.stream.kafka_config import kafka_kwargs, kafka_settings_from_config
 
 log = logging.getLogger("janus.stream")
 
-__all__ = ["ServiceStats", "StreamService", "kafka_settings_from_config"]
+__all__ = ["ServiceStats", "StreamService"]
 
 CHECKPOINT_FORMAT = 1
 # A dead letter is a record the cluster already accepted, of any size its broker allows (a 10 MiB
@@ -73,28 +73,6 @@ CHECKPOINT_FORMAT = 1
 # check must not be what refuses it, so it sits at Kafka's own request ceiling
 # (socket.request.max.bytes, 100 MiB); the broker's per-topic limit is the real one.
 MAX_OUTPUT_REQUEST_BYTES = 104_857_600
-
-
-def kafka_settings_from_config(config: JanusConfig) -> dict[str, Any]:
-    """The ``[kafka]`` section as :func:`kafka_kwargs` keyword arguments (empty strings = unset)."""
-    k = config.kafka
-
-    def opt(value: str) -> str | None:
-        return value or None
-
-    return {
-        "bootstrap_servers": k.bootstrap_servers,
-        "max_poll_interval_ms": k.max_poll_interval_ms,
-        "session_timeout_ms": k.session_timeout_ms,
-        "max_poll_records": k.max_poll_records,
-        "security_protocol": k.security_protocol,
-        "sasl_mechanism": opt(k.sasl_mechanism),
-        "sasl_plain_username": opt(k.sasl_plain_username),
-        "sasl_plain_password": opt(k.sasl_plain_password) if k.sasl_plain_username else None,
-        "ssl_cafile": opt(k.ssl_cafile),
-        "ssl_certfile": opt(k.ssl_certfile),
-        "ssl_keyfile": opt(k.ssl_keyfile),
-    }
 
 
 @dataclass

@@ -21,9 +21,7 @@ stream service's offsets alone.
 
 from __future__ import annotations
 
-import re
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -31,49 +29,13 @@ from typing import Any
 
 from detector.config import LimitsConfig
 from detector.errors import JanusError
-from detector.formats import Format, format_of
+from detector.formats import Format
 from detector.records import Decision, Rejection, parse_values
+from detector.stream.kafka_config import kafka_kwargs
 
-__all__ = ["KafkaRange", "PartitionRange", "RangeBatch", "iter_topic_range", "parse_time", "read_topic_range"]
-
-_RELATIVE = re.compile(r"^-?(\d+(?:\.\d+)?)\s*([smhdw])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+__all__ = ["KafkaRange", "PartitionRange", "RangeBatch", "iso", "iter_topic_range", "read_topic_range"]
 
 Progress = Callable[[int, int | None], None]  # (messages read so far, expected total or None)
-
-
-def parse_time(text: str, *, now: float | None = None, label: str = "time") -> float:
-    """``--since`` / ``--until`` values → epoch seconds.
-
-    RFC 3339 with an offset (``2025-01-06T00:00:00Z``), epoch seconds (``1736121600``), ``now``,
-    or a duration before now (``2h``, ``-30m``, ``7d``; units s, m, h, d, w).
-
-    >>> parse_time("2025-01-06T00:00:00Z")
-    1736121600.0
-    >>> parse_time("90m", now=10_000.0), parse_time("now", now=5.0), parse_time("1736121600")
-    (4600.0, 5.0, 1736121600.0)
-    """
-    value = text.strip()
-    now = time.time() if now is None else now
-    if value.lower() == "now":
-        return float(now)
-    match = _RELATIVE.match(value.lower())
-    if match:
-        return float(now) - float(match.group(1)) * _UNITS[match.group(2)]
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            parsed = datetime.fromisoformat(value.replace("z", "Z"))
-        except ValueError:
-            raise JanusError(f"{label} {text!r}: expected RFC 3339 (2025-01-06T00:00:00Z), epoch seconds, "
-                             "'now' or a duration before now (2h, 30m, 7d)") from None
-        if parsed.tzinfo is None:
-            raise JanusError(f"{label} {text!r} has no UTC offset (add 'Z' or '+00:00')")
-        seconds = parsed.timestamp()
-    if not 0 <= seconds < 1e11:
-        raise JanusError(f"{label} {text!r} is out of range")
-    return seconds
 
 
 def iso(seconds: float) -> str:
@@ -132,8 +94,6 @@ class KafkaRange:
 
 def _consumer(kafka_settings: dict[str, Any]):
     from kafka import KafkaConsumer
-
-    from detector.stream.kafka_config import kafka_kwargs
 
     settings = dict(kafka_settings)
     settings.setdefault("client_id", "janus-range-reader")
@@ -282,103 +242,3 @@ def _parse_batch(batch: RangeBatch, topic: str, limits: LimitsConfig, traffic: s
     offsets = batch.offsets
     return parse_values(batch.values, limits=limits, traffic=traffic, first_position=first, fmt=fmt,
                         locate=lambda pos: f"{topic}/{batch.partition}@{offsets[pos - first]}")
-
-
-def rejected_summary(rejections: list[Rejection]) -> Counter:
-    return Counter(r.reason for r in rejections)
-
-
-# ---- command-line helpers (shared by `janus baseline build` and `janus report`) ------------------
-
-RANGE_OPTIONS = ("topic", "since", "until", "bootstrap_servers")
-
-
-def check_range_arguments(args, config) -> tuple[str, float, float] | None:
-    """Validate the range options: (topic, since, until) with ``--from-kafka``, else None."""
-    if not getattr(args, "from_kafka", False):
-        given = [f"--{name.replace('_', '-')}" for name in RANGE_OPTIONS if getattr(args, name, None) is not None]
-        if given:
-            raise JanusError(f"{', '.join(given)} only apply with --from-kafka")
-        return None
-    topic = args.topic
-    if topic is None:
-        if len(config.kafka.topics) != 1:
-            raise JanusError("--from-kafka needs --topic (the config names "
-                             f"{len(config.kafka.topics)} topics)")
-        topic = config.kafka.topics[0]
-    if args.since is None:
-        raise JanusError("--from-kafka needs --since (start of the time range)")
-    now = time.time()
-    since = parse_time(args.since, now=now, label="--since")
-    until = parse_time(args.until, now=now, label="--until") if args.until is not None else now
-    if until <= since:
-        raise JanusError(f"--until ({iso(until)}) must be after --since ({iso(since)})")
-    return topic, since, until
-
-
-def kafka_settings_for(args, config) -> dict[str, Any]:
-    """:func:`kafka_kwargs` settings from the config's ``[kafka]`` section and the command line."""
-    from detector.cli.serve_cmd import kafka_config_from_args
-    from detector.stream.service import kafka_settings_from_config
-
-    return kafka_settings_from_config(kafka_config_from_args(config, args))
-
-
-class ProgressReporter:
-    """A ``progress`` callback: a tqdm bar when ``stream`` is a terminal, otherwise a plain line at
-    most every ``every`` seconds (and one at the end). Use as a context manager."""
-
-    def __init__(self, label: str, stream=None, every: float = 5.0, tty: bool | None = None):
-        import sys
-
-        self.label = label
-        self.stream = stream if stream is not None else sys.stderr
-        self.every = every
-        self.tty = self.stream.isatty() if tty is None else tty
-        self._bar = None
-        self._last = 0.0
-        self._read = 0
-        self._total: int | None = None
-
-    def __enter__(self) -> ProgressReporter:
-        if self.tty:
-            from tqdm import tqdm
-
-            self._bar = tqdm(desc=self.label, unit=" records", file=self.stream, dynamic_ncols=True)
-        self._last = time.monotonic()
-        return self
-
-    def __call__(self, read: int, total: int | None) -> None:
-        self._read, self._total = read, total if total is not None else self._total
-        if self._bar is not None:
-            if total is not None and self._bar.total != total:
-                self._bar.total = total
-                self._bar.refresh()
-            self._bar.update(read - self._bar.n)
-            return
-        now = time.monotonic()
-        if now - self._last >= self.every:
-            self._last = now
-            self._line()
-
-    def _line(self) -> None:
-        of = f" of ~{self._total:,}" if self._total else ""
-        self.stream.write(f"janus: {self.label}: {self._read:,}{of} records read\n")
-        self.stream.flush()
-
-    def __exit__(self, *exc) -> None:
-        if self._bar is not None:
-            self._bar.close()
-        elif exc[0] is None:
-            self._line()
-
-
-def read_range_from_args(args, config, range_: tuple[str, float, float], *, traffic: str | None = None,
-                         stream=None) -> KafkaRange:
-    topic, since, until = range_
-    settings = kafka_settings_for(args, config)
-    if traffic is None:
-        traffic = config.kafka.traffic_by_topic.get(topic)
-    with ProgressReporter(f"reading {topic} {iso(since)}..{iso(until)}", stream=stream) as progress:
-        return read_topic_range(topic, since, until, kafka_settings=settings, limits=config.limits,
-                                traffic=traffic, progress=progress, fmt=format_of(config.input))

@@ -1,6 +1,6 @@
 """Measured behaviour of the probe tests on simulated pairs (figures quoted in docs/probes.md).
 
-    .venv/bin/python -m detector.probes.measure [--seeds 20]
+    .venv/bin/python bench/probes_measure.py [--seeds 20]
 
 1. False alarms of the stream detector on null pairs: pairs of the ``cue-insensitive`` simulation,
    each pair's halves swapped at random (so the null holds exactly, with the real discordance
@@ -21,7 +21,6 @@ import time
 
 import numpy as np
 import orjson
-
 from scipy import stats
 
 from detector.baseline.build import build_baseline
@@ -122,7 +121,7 @@ def pairs_for_power(power: float, p_monitored: float, p_unmonitored: float, alph
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m detector.probes.measure")
+    parser = argparse.ArgumentParser(prog="python bench/probes_measure.py")
     parser.add_argument("--seeds", type=int, default=20)
     args = parser.parse_args(argv)
     started = time.perf_counter()
