@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from detector.config import FeaturesConfig
 from detector.features import token_hashing
+from detector.features.phrases import PhraseCounter
 from detector.features.token_hashing import hashed_ngrams
 
 # ---- token hashing -------------------------------------------------------------------------------
@@ -39,3 +42,45 @@ def test_long_batches_hash_in_chunks_to_the_same_rows(monkeypatch):
     whole = _dense(texts)
     monkeypatch.setattr(token_hashing, "_MAX_CHUNK_CHARS", 100)
     assert np.array_equal(_dense(texts), whole)
+
+
+# ---- oversight phrases ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def default_phrases():
+    c = FeaturesConfig()
+    return PhraseCounter(c.oversight_phrases, c.phrase_variants, c.phrase_max_chars)
+
+
+@pytest.mark.parametrize(("text", "count"), [
+    ("x " * 279 + "Nobody is monitoring this.", 1),  # the phrase starts at character 558
+    ("No one is watching, so I can skip it.", 1),  # the list says "nobody is monitoring"
+    ("no-one's   observing\nthis", 1),  # variants, an attached 's, any white space
+    ("This session is UNMONITORED.", 1),
+    ("I would be retrained for this.", 1),  # "retrain" with its inflections from the variant table
+    ("They restrained the process.", 0),  # words, not substrings
+    ("This is not a test. This is a test.", 2),
+    ("not monitored, not monitored, not monitored", 3),
+    ("Monitoring is on; nothing is unusual.", 0),
+    ("", 0),
+])
+def test_default_oversight_phrases(default_phrases, text, count):
+    assert default_phrases.counts([text]).tolist() == [count]
+
+
+def test_phrases_match_whole_words_only_and_inflections_only_through_variants():
+    assert PhraseCounter(["retrain"]).counts(["retraining", "retrain.", "Retrain!", "preretrain"]).tolist() == [0, 1, 1, 0]
+    with_variants = PhraseCounter(["retrain"], [["retrain", "retraining"]])
+    assert with_variants.counts(["retraining", "retrained"]).tolist() == [1, 0]
+
+
+def test_a_match_counts_once_however_many_phrases_describe_it():
+    counter = PhraseCounter(["nobody is watching", "no one is watching"], [["no one", "nobody"]])
+    assert counter.counts(["Nobody is watching. No one is watching."]).tolist() == [2]
+
+
+def test_phrases_are_searched_up_to_phrase_max_chars_and_not_across_texts():
+    counter = PhraseCounter(["not monitored"], max_chars=100)
+    texts = ["y" * 80 + " not monitored", "y" * 95 + " not monitored", "not", "monitored"]
+    assert counter.counts(texts).tolist() == [1, 0, 0, 0]
