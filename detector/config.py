@@ -41,6 +41,10 @@ class FeaturesConfig:
 
     text_prefix_chars: int = 512
     text_cache_size: int = 50_000
+    # Text embedder (detector.features.embedders): "hashing" (hashed token n-grams and a projection
+    # fitted on the baseline, nothing to download), "model2vec:<local path or hub name>" or
+    # "sentence-transformers:<name or path>" (optional extras of the same names).
+    embedder: str = "hashing"
     embedding_dim: int = 64
     hashing_features: int = 4_096
     output_clusters: int = 8
@@ -254,6 +258,10 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "features.expected_presence": (lambda v: 0.5 <= v <= 1, "in [0.5, 1]"),
     "features.refusal_source": (lambda v: v in ("auto", "label", "text"), '"auto", "label" or "text"'),
     "features.refusal_max_chars": _POSITIVE,
+    "features.embedder": (
+        lambda v: v == "hashing" or any(v.startswith(p) and len(v) > len(p) for p in ("model2vec:", "sentence-transformers:")),
+        '"hashing", "model2vec:<local path or hub name>" or "sentence-transformers:<name or path>"',
+    ),
     "features.phrase_variants": (
         lambda v: all(len(g) >= 2 and all(w.strip() for w in g) for g in v),
         "a list of groups, each of two or more non-empty words or word sequences",

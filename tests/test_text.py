@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
+import orjson
 import pytest
 
-from detector.config import FeaturesConfig
+from detector.config import FeaturesConfig, parse_config
+from detector.errors import JanusError
 from detector.features import token_hashing
+from detector.features.embedders import HashingEmbedder, make_embedder
 from detector.features.phrases import PhraseCounter
 from detector.features.token_hashing import hashed_ngrams
 
@@ -42,6 +47,33 @@ def test_long_batches_hash_in_chunks_to_the_same_rows(monkeypatch):
     whole = _dense(texts)
     monkeypatch.setattr(token_hashing, "_MAX_CHUNK_CHARS", 100)
     assert np.array_equal(_dense(texts), whole)
+
+
+# ---- embedders ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", ["", "hashed", "model2vec:", "sentence-transformers", "word2vec:x"])
+def test_unknown_embedders_are_refused(spec):
+    with pytest.raises(JanusError, match="features.embedder"):
+        make_embedder(spec)
+    with pytest.raises(JanusError, match="features.embedder"):
+        parse_config({"features": {"embedder": spec}})
+
+
+def test_the_hashing_projection_round_trips():
+    texts = [f"Escalate alert {i} on host ws-{i % 7}" for i in range(50)] + ["I can't help with that."] * 5
+    embedder = HashingEmbedder(dim=8).fit(texts)
+    meta, arrays = embedder.state("e")
+    again = HashingEmbedder.from_state(orjson.loads(orjson.dumps(meta)), arrays, "e")
+    assert np.array_equal(again.transform(texts), embedder.transform(texts))
+    assert embedder.transform(texts).shape == (55, 8)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("sentence_transformers") is not None,
+                    reason="sentence-transformers is installed")
+def test_a_missing_embedder_package_names_the_extra_to_install():
+    with pytest.raises(JanusError, match=r"pip install 'janus-detector\[sentence-transformers\]'"):
+        make_embedder("sentence-transformers:all-MiniLM-L6-v2")
 
 
 # ---- oversight phrases ----------------------------------------------------------------------------
