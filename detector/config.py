@@ -103,7 +103,7 @@ class FeaturesConfig:
     condition_attributes: list[str] = field(default_factory=list)  # e.g. ["intent"]: each value a condition
     condition_strata: int = 16
     condition_folds: int = 3
-    condition_vocabulary: int = 8192  # hashed word uni/bigrams kept (the most frequent, seen >= 2 times)
+    condition_vocabulary: int = 8192  # hashed token uni/bigrams kept (the most frequent, seen >= 2 times)
     condition_regularisation: float = 0.1  # C of the logistic regressions (smaller: smoother)
     condition_min_records: int = 30  # fewest evaluation records a stratum may hold
     condition_prefix_chars: int = 4000  # of each input text, for conditions and novelty
