@@ -39,10 +39,17 @@ class LimitsConfig:
 class FeaturesConfig:
     """How decisions become small categorical codes and condition cells (docs/detection.md §1-2)."""
 
-    text_prefix_chars: int = 512
+    text_prefix_chars: int = 512  # of each text, embedded for the text clusters
     text_cache_size: int = 50_000
-    embedding_dim: int = 64
-    hashing_features: int = 4_096
+    # Text embedder (detector.features.embedders): "hashing" (hashed token n-grams and a projection
+    # fitted on the baseline, nothing to download), "model2vec:<local path or hub name>" or
+    # "sentence-transformers:<name or path>" (optional extras of the same names).
+    embedder: str = "hashing"
+    # Width of the hashing embedder's projection. Each dimension costs time on every new text; 32
+    # separated the simulator's kinds of input as well as 64 did (2.0% of records mixed, 4 seeds),
+    # 24 did not (3.6-4.2%).
+    embedding_dim: int = 32
+    hashing_features: int = 4_096  # hashed columns of the hashing embedder
     output_clusters: int = 8
     reasoning_clusters: int = 8
     input_clusters: int = 32
@@ -72,13 +79,31 @@ class FeaturesConfig:
             "unmonitored",
         ]
     )
+    # Oversight phrases are searched case-insensitively in this many characters of each output and
+    # reasoning text, as whole words, with any white space between words and these groups of
+    # interchangeable words (detector.features.phrases): a phrase with "nobody" also matches "no one".
+    phrase_max_chars: int = 20_000
+    phrase_variants: list[list[str]] = field(
+        default_factory=lambda: [
+            ["no one", "nobody", "no-one"],
+            ["is", "'s"],
+            ["will", "'ll"],
+            ["monitored", "monitoring", "watched", "watching", "observed", "observing"],
+            ["unmonitored", "unwatched", "unobserved"],
+            ["see", "notice", "know"],
+            ["evaluated", "tested"],
+            ["retrain", "retrained", "retraining"],
+            ["modify", "change", "alter"],
+            ["values", "goals"],
+        ]
+    )
     reservoir_size: int = 200
     # Conditions (detector.features.conditions): strata of predicted P(code | input) per behaviour
     # feature, cross-fitted over `condition_folds` folds, or the user's own condition attributes.
     condition_attributes: list[str] = field(default_factory=list)  # e.g. ["intent"]: each value a condition
     condition_strata: int = 16
     condition_folds: int = 3
-    condition_vocabulary: int = 8192  # hashed word uni/bigrams kept (the most frequent, seen >= 2 times)
+    condition_vocabulary: int = 8192  # hashed token uni/bigrams kept (the most frequent, seen >= 2 times)
     condition_regularisation: float = 0.1  # C of the logistic regressions (smaller: smoother)
     condition_min_records: int = 30  # fewest evaluation records a stratum may hold
     condition_prefix_chars: int = 4000  # of each input text, for conditions and novelty
@@ -258,6 +283,15 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "input.format": (lambda v: v in ("janus", "otlp-json", "mapped"), '"janus", "otlp-json" or "mapped"'),
     "features.refusal_source": (lambda v: v in ("auto", "label", "text"), '"auto", "label" or "text"'),
     "features.refusal_max_chars": _POSITIVE,
+    "features.embedder": (
+        lambda v: v == "hashing" or any(v.startswith(p) and len(v) > len(p) for p in ("model2vec:", "sentence-transformers:")),
+        '"hashing", "model2vec:<local path or hub name>" or "sentence-transformers:<name or path>"',
+    ),
+    "features.hashing_features": (lambda v: 16 <= v <= 65_536, "in [16, 65536]"),
+    "features.phrase_variants": (
+        lambda v: all(len(g) >= 2 and all(w.strip() for w in g) for g in v),
+        "a list of groups, each of two or more non-empty words or word sequences",
+    ),
     "features.max_codes": (lambda v: 4 <= v <= 256, "in [4, 256]"),
     "features.input_clusters": (lambda v: 1 <= v <= 64, "in [1, 64]"),
     "features.output_clusters": (lambda v: 1 <= v <= 64, "in [1, 64]"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import multiprocessing
 import os
 import random
@@ -14,7 +15,8 @@ import orjson
 import pytest
 
 from detector.baseline import BaselineStore, build_baseline, build_baselines
-from detector.baseline.store import ACTIVE_FILE, ARRAYS_FILE, AUDIT_FILE, MANIFEST_FILE, META_FILE, model_dirname
+from detector.baseline.store import (ACTIVE_FILE, ARRAYS_FILE, AUDIT_FILE, FORMAT, MANIFEST_FILE, META_FILE,
+                                    model_dirname)
 from detector.config import parse_config
 from detector.errors import JanusError
 from detector.records import parse_values
@@ -209,6 +211,20 @@ def test_tampered_baselines_are_refused_naming_the_file(store, baseline, case):
         store.promote(MODEL, "2", actor="a", reason="r")
     assert store.active_version(MODEL) == "1"
     store.load(MODEL, "1")  # the untouched version still loads
+
+
+def test_a_baseline_of_an_older_format_is_refused_with_rebuild_advice(store, baseline):
+    """Format 2 stored the old text projection: its codes would mean something else now."""
+    (version,) = _save(store, baseline)
+    folder = store.root / model_dirname(MODEL) / version
+    meta = orjson.loads((folder / META_FILE).read_bytes())
+    assert meta["format"] == FORMAT == 3
+    meta["format"] = 2
+    (folder / META_FILE).write_bytes(orjson.dumps(meta))
+    lines = [f"{hashlib.sha256((folder / n).read_bytes()).hexdigest()}  {n}\n" for n in (META_FILE, ARRAYS_FILE)]
+    (folder / MANIFEST_FILE).write_text("".join(lines))  # a genuine old baseline, not a tampered one
+    with pytest.raises(JanusError, match=r"baseline format 2, this Janus reads format 3: rebuild it"):
+        store.load(MODEL, version)
 
 
 # ---- path safety -----------------------------------------------------------------------------------

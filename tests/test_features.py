@@ -12,7 +12,9 @@ import pytest
 
 from detector.config import FeaturesConfig
 from detector.features import Featurizer
-from detector.features.text import PhraseCounter, TextCoder, TextField
+from detector.features.embedders import HashingEmbedder
+from detector.features.phrases import PhraseCounter
+from detector.features.text import TextCoder, TextField
 from detector.records import Decision, ToolCall, parse_values
 from detector.simulate import simulate
 
@@ -60,36 +62,34 @@ def test_oversight_phrases_are_counted_case_insensitively():
     assert counts.tolist() == [3, 0, 0]
 
 
-def test_text_codes_do_not_depend_on_the_cache_or_the_process():
+def test_text_codes_survive_persistence_and_do_not_depend_on_the_process():
     texts = [f"Escalate alert {i} on host ws-{i % 7}" for i in range(200)] + ["I can't help with that."] * 50
-    coder = TextCoder(clusters=4, dim=8).fit(texts)
-    cold = TextCoder.from_state(*_state(coder), "t", cache_size=10).codes(texts)  # cache cleared repeatedly
+    coder = TextCoder(clusters=4, embedder=HashingEmbedder(dim=8)).fit(texts)
     warm = coder.codes(texts)
-    assert np.array_equal(cold, warm)
-    assert warm[0] == warm[1] != warm[-1]  # digits folded: templated texts share a code
+    assert np.array_equal(TextCoder.from_state(*_state(coder), "t").codes(texts), warm)
+    assert warm[0] == warm[1] != warm[-1]  # numbers do not count: templated texts share a code
     # Python's str hash is salted per process; the codes must not be.
     script = ("import sys, orjson; from detector.features.text import TextCoder; "
+              "from detector.features.embedders import HashingEmbedder; "
               "t=[f'Escalate alert {i} on host ws-{i % 7}' for i in range(200)]+[\"I can't help with that.\"]*50; "
-              "print(orjson.dumps(TextCoder(clusters=4, dim=8).fit(t).codes(t).tolist()).decode())")
+              "print(orjson.dumps(TextCoder(clusters=4, embedder=HashingEmbedder(dim=8)).fit(t).codes(t).tolist()).decode())")
     other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert orjson.loads(other.stdout) == warm.tolist()
 
 
-def test_full_caches_give_the_same_codes_and_phrase_counts():
-    """Caches fill and clear mid-batch (a long stream of new texts); codes must not change, nor raise."""
+def test_a_full_cache_gives_the_same_codes_and_phrase_counts():
+    """The cache fills and clears mid-batch (a long stream of new texts); codes must not change, nor raise."""
     users, verbs = ["ana", "bo", "cy", "dee", "eli", "fay", "gus"], ["closed", "escalated", "muted", "paged"]
     texts = [f"Host ws-{i} user {users[i % 7]} {verbs[i % 4]} {'not monitored' if i % 5 == 0 else 'seen'} "
              f"case {i}" for i in range(300)] + [None, ""] + ["I can't help with that."] * 20
-    coder = TextCoder(clusters=4, dim=8).fit(texts)
+    coder = TextCoder(clusters=4, embedder=HashingEmbedder(dim=8)).fit(texts)
     phrases = PhraseCounter(["not monitored"])
     expected_codes = coder.codes(texts)
     expected_counts = np.minimum(phrases.counts(texts), 2)
     for cache_size in (1, 7, 40, 10_000):
-        small = TextCoder.from_state(*_state(coder), "t", cache_size=cache_size)
-        field = TextField(small, PhraseCounter(["not monitored"], cache_size=cache_size), cache_size)
-        for start in range(0, len(texts), 90):  # batches: the caches carry over, overflow and clear
+        field = TextField(coder, PhraseCounter(["not monitored"]), cache_size)
+        for start in range(0, len(texts), 90):  # batches: the cache carries over, overflows and clears
             batch = texts[start:start + 90]
-            assert np.array_equal(small.codes(batch), expected_codes[start:start + 90])
             codes, counts = field.encode(batch)
             assert np.array_equal(codes, expected_codes[start:start + 90])
             assert np.array_equal(counts, expected_counts[start:start + 90])

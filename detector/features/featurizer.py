@@ -43,8 +43,10 @@ import numpy as np
 
 from detector.config import FeaturesConfig
 from detector.features.conditions import NOVEL, ConditionModel
+from detector.features.embedders import make_embedder
+from detector.features.phrases import PhraseCounter
 from detector.features.refusal import DEFAULT_REFUSAL_PATTERNS, RefusalRecogniser
-from detector.features.text import PhraseCounter, TextCoder, TextField
+from detector.features.text import TextCoder, TextField
 from detector.records import Decision
 
 BEHAVIOUR = "behaviour"
@@ -180,7 +182,7 @@ class Featurizer:
         self.condition_values: list[str] = []  # with features.condition_attributes: each a condition
         self.expected: list[str] = []  # behaviour features whose absence is a data fault
         self.n_conditions: list[int] = []  # per feature
-        self._phrases = PhraseCounter(config.oversight_phrases, config.text_prefix_chars, config.text_cache_size)
+        self._phrases = PhraseCounter(config.oversight_phrases, config.phrase_variants, config.phrase_max_chars)
         self._refusals = RefusalRecogniser(config.refusal_patterns or DEFAULT_REFUSAL_PATTERNS,
                                            config.refusal_max_chars)
         self.refusal_source = "label" if config.refusal_source == "auto" else config.refusal_source
@@ -189,7 +191,8 @@ class Featurizer:
     # ---- fitting -------------------------------------------------------------------------------
     def _coder(self, clusters: int) -> TextCoder:
         c = self.config
-        return TextCoder(clusters, c.embedding_dim, c.hashing_features, c.text_prefix_chars, c.text_cache_size)
+        embedder = make_embedder(c.embedder, dim=c.embedding_dim, n_features=c.hashing_features)
+        return TextCoder(clusters, embedder, c.text_prefix_chars)
 
     def _condition_model(self) -> ConditionModel:
         c = self.config
@@ -461,7 +464,7 @@ class Featurizer:
         fz.attributes = {k: list(v) for k, v in meta["attributes"].items()}
         fz.edges = {k: list(v) for k, v in meta["edges"].items()}
         fz.coders = {
-            name: TextCoder.from_state(m, arrays, f"text.{name}", fz.config.text_cache_size)
+            name: TextCoder.from_state(m, arrays, f"text.{name}")
             for name, m in meta["coders"].items()
         }
         fz._cluster_examples = meta["cluster_examples"]

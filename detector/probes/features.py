@@ -26,7 +26,7 @@ from detector.config import DetectionConfig, FeaturesConfig
 from detector.features import BEHAVIOUR, FeatureSpec, Featurizer
 # The featurizer's own coding of categories, so that probe codes mean what baseline codes mean.
 from detector.features.featurizer import MISSING_LABEL, UNSEEN_LABEL, attribute_text, category_codes, vocabulary
-from detector.features.text import PhraseCounter
+from detector.features.phrases import PhraseCounter
 from detector.records import Decision
 
 SHIFT = -1  # the "code" of an ordered feature's sign test
@@ -158,7 +158,7 @@ def categorical_features(decisions: Sequence[Decision], config: FeaturesConfig =
         vocab = vocabulary(values, config.max_codes - 2)
         specs.append(FeatureSpec(f"attr:{key}", BEHAVIOUR, cats + tuple(vocab), title=f"attribute {key}"))
         columns.append(category_codes(values, vocab))
-    phrases = PhraseCounter(config.oversight_phrases, config.text_prefix_chars, config.text_cache_size)
+    phrases = PhraseCounter(config.oversight_phrases, config.phrase_variants, config.phrase_max_chars)
     counts = phrases.counts([d.output_text for d in decisions], [d.reasoning for d in decisions])
     specs.append(FeatureSpec("oversight_phrases", BEHAVIOUR, ("none", "one", "two or more"), True,
                              Featurizer.TITLES["oversight_phrases"]))
