@@ -13,6 +13,17 @@ runs per token or per character; a bigram hashes its two tokens' hashes. Each ha
 ``alternate_sign``. Duplicate columns within a row are left unsummed: a product with a dense matrix
 sums them anyway.
 
+Why these n-grams (measured with the text coder's own k-means on the simulator's evaluation
+inputs, 32 clusters, and on two kinds of Chinese text made of new clauses each time):
+
+* word uni- and bigrams separate the simulator's kinds of input best: 2.0% of records in a
+  cluster of another kind (4 seeds), as scikit-learn's words did; byte or code-point 3-, 4- and
+  5-grams mixed 5-11%, with 3-6 times the columns per text, each one multiply-add per dimension;
+* on Chinese, scikit-learn's words (runs of ``\w``, i.e. whole clauses) mixed 44-47% of records,
+  about chance; character uni- and bigrams mix none;
+* speed, 512-character English texts: ~6 µs per text here, ~60-115 µs with ``HashingVectorizer``
+  (Python code per token).
+
 >>> x = hashed_ngrams(["No one is watching.", "no ONE is watching 42!", "数据库"], n_features=64)
 >>> x.shape, bool(np.array_equal(x[0].toarray(), x[1].toarray()))
 ((3, 64), True)
