@@ -19,7 +19,7 @@ inputs, 32 clusters, and on two kinds of Chinese text made of new clauses each t
 * word uni- and bigrams separate the simulator's kinds of input best: 2.0% of records in a
   cluster of another kind (4 seeds), as scikit-learn's words did; byte or code-point 3-, 4- and
   5-grams mixed 5-11%, with 3-6 times the columns per text, each one multiply-add per dimension;
-* on Chinese, scikit-learn's words (runs of ``\w``, i.e. whole clauses) mixed 44-47% of records,
+* on Chinese, scikit-learn's words (runs of word characters: whole clauses) mixed 44-47% of records,
   about chance; character uni- and bigrams mix none;
 * speed, 512-character English texts: ~6 µs per text here, ~60-115 µs with ``HashingVectorizer``
   (Python code per token).
