@@ -48,6 +48,7 @@ from detector.features.phrases import PhraseCounter
 from detector.features.refusal import DEFAULT_REFUSAL_PATTERNS, RefusalRecogniser
 from detector.features.text import TextCoder, TextField
 from detector.records import Decision
+from detector.threads import one_blas_thread
 
 BEHAVIOUR = "behaviour"
 INPUT = "input"
@@ -367,6 +368,10 @@ class Featurizer:
 
     # ---- transform -----------------------------------------------------------------------------
     def transform(self, decisions: Sequence[Decision]) -> FeatureMatrix:
+        with one_blas_thread():  # its dense products are small (detector/threads.py)
+            return self._transform(decisions)
+
+    def _transform(self, decisions: Sequence[Decision]) -> FeatureMatrix:
         n = len(decisions)
         cols = _Columns(decisions)
         codes = self._codes(cols)

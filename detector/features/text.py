@@ -23,6 +23,7 @@ from sklearn.cluster import KMeans
 from detector.features.embedders import Embedder, HashingEmbedder, embedder_from_state
 from detector.features.phrases import PhraseCounter
 
+
 def _unit(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)

@@ -13,6 +13,17 @@ runs per token or per character; a bigram hashes its two tokens' hashes. Each ha
 ``alternate_sign``. Duplicate columns within a row are left unsummed: a product with a dense matrix
 sums them anyway.
 
+Why these n-grams (measured with the text coder's own k-means on the simulator's evaluation
+inputs, 32 clusters, and on two kinds of Chinese text made of new clauses each time):
+
+* word uni- and bigrams separate the simulator's kinds of input best: 2.0% of records in a
+  cluster of another kind (4 seeds), as scikit-learn's words did; byte or code-point 3-, 4- and
+  5-grams mixed 5-11%, with 3-6 times the columns per text, each one multiply-add per dimension;
+* on Chinese, scikit-learn's words (runs of word characters: whole clauses) mixed 44-47% of records,
+  about chance; character uni- and bigrams mix none;
+* speed, 512-character English texts: ~6 µs per text here, ~60-115 µs with ``HashingVectorizer``
+  (Python code per token).
+
 >>> x = hashed_ngrams(["No one is watching.", "no ONE is watching 42!", "数据库"], n_features=64)
 >>> x.shape, bool(np.array_equal(x[0].toarray(), x[1].toarray()))
 ((3, 64), True)
@@ -51,19 +62,18 @@ _SIGNS = np.array([1.0, -1.0], np.float32)
 
 
 @cache
-def _letter_values(last: int) -> np.ndarray:
-    """Per code point ``0..last``: its lower-case code point if it is a letter or a mark (``| _OWN`` in
-    a script written without spaces), else 0; one more entry (0) for every code point above ``last``."""
-    table = np.zeros(last + 2, np.uint32)
-    for code in range(last + 1):
+def _letter_values() -> np.ndarray:
+    """Per code point up to ``_LAST``: its lower-case code point if it is a letter or a mark (``| _OWN``
+    in a script written without spaces), else 0; one more entry (0) for every code point above."""
+    table = np.zeros(_LAST + 2, np.uint32)
+    for code in range(_LAST + 1):
         char = chr(code)
         # Marks too: Devanagari vowel signs and the like are inside words, not between them.
         if char.isalpha() or unicodedata.category(char)[0] == "M":
             table[code] = ord(char.lower()[0])
     for lo, hi in _UNSPACED:
-        if lo <= last:
-            part = table[lo:min(hi, last) + 1]
-            part[part != 0] |= _OWN
+        part = table[lo:hi + 1]
+        part[part != 0] |= _OWN
     return table
 
 
@@ -111,13 +121,14 @@ def hashed_ngrams(texts: Sequence[str], n_features: int, signed: bool = True) ->
 def _hashed_chunk(texts: Sequence[str], n_features: int, signed: bool) -> sparse.csr_matrix:
     n = len(texts)
     joined = "\x00".join(texts) + "\x00"  # every text ends on a separator
-    if joined.isascii():
-        values = np.take(_letter_values(0x7F), np.frombuffer(joined.encode("ascii"), np.uint8))
+    if joined.isascii():  # the common case, in byte arithmetic: | 32 lower-cases A-Z and only them
+        lower = np.frombuffer(joined.encode("ascii"), np.uint8) | np.uint8(32)
+        values = lower * ((lower - np.uint8(ord("a"))) < np.uint8(26))
         starts = values != 0
         starts[1:] &= values[:-1] == 0
     else:
         codes = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), np.uint32)
-        values = np.take(_letter_values(_LAST), codes, mode="clip")
+        values = np.take(_letter_values(), codes, mode="clip")
         own = values >= _OWN
         starts = values != 0
         starts[1:] &= (values[:-1] == 0) | own[1:] | own[:-1]
@@ -140,7 +151,7 @@ def _hashed_chunk(texts: Sequence[str], n_features: int, signed: bool) -> sparse
     per_row = np.bincount(row, minlength=n)
     indptr = np.zeros(n + 1, np.int64)
     np.cumsum(2 * per_row - (per_row > 0), out=indptr[1:])
-    # The high 31 bits pick the column (a multiply-shift, no division), the lowest bit the sign.
-    columns = ((grams >> np.uint32(1)).astype(np.uint64) * np.uint64(n_features)) >> np.uint64(31)
-    data = np.take(_SIGNS, grams & np.uint32(1)) if signed else np.ones(len(grams), np.float32)
-    return sparse.csr_matrix((data, columns.astype(np.int32), indptr), shape=(n, n_features))
+    # The low bits pick the column, the highest bit the sign.
+    columns = (grams % np.uint32(n_features)).astype(np.int32)
+    data = np.take(_SIGNS, grams >> np.uint32(31)) if signed else np.ones(len(grams), np.float32)
+    return sparse.csr_matrix((data, columns, indptr), shape=(n, n_features))
