@@ -17,7 +17,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "detector"
 # Lowest first. A module may import its own layer and the layers below it, never one above. A
 # name covers the module and its submodules; "detector" alone is the package's __init__.
 LAYERS: list[tuple[str, ...]] = [
-    ("detector", "detector.errors", "detector.config", "detector.logs", "detector.heap", "detector.dedup"),
+    ("detector", "detector.errors", "detector.config", "detector.logs", "detector.heap", "detector.dedup",
+     "detector.threads"),
     ("detector.records", "detector.formats", "detector.schema"),
     ("detector.features",),
     ("detector.baseline",),
