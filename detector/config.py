@@ -116,6 +116,9 @@ class FeaturesConfig:
     refusal_max_chars: int = 600  # of each output text searched for a refusal
 
 
+INPUT_FORMATS = ("janus", "otlp-json", "mapped")  # detector.formats implements each
+
+
 @dataclass(frozen=True)
 class InputConfig:
     """What a JSONL line or Kafka message holds (detector.formats, docs/formats.md)."""
@@ -279,7 +282,7 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "features.condition_folds": (lambda v: 2 <= v <= 10, "in [2, 10]"),
     "features.novelty_rate": (lambda v: 0 < v < 0.5, "in (0, 0.5)"),
     "features.expected_presence": (lambda v: 0.5 <= v <= 1, "in [0.5, 1]"),
-    "input.format": (lambda v: v in ("janus", "otlp-json", "mapped"), '"janus", "otlp-json" or "mapped"'),
+    "input.format": (lambda v: v in INPUT_FORMATS, "one of " + ", ".join(INPUT_FORMATS)),
     "features.refusal_source": (lambda v: v in ("auto", "label", "text"), '"auto", "label" or "text"'),
     "features.refusal_max_chars": _POSITIVE,
     "features.embedder": (

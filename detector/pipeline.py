@@ -143,7 +143,8 @@ class Pipeline:
                         else:  # one of several decisions in a value: the decision itself
                             raw = orjson.dumps(d.to_dict())
                         rejections.append(Rejection(d.position, "duplicate", f"{locate(d.position)}: decision_id "
-                                                    f"{d.decision_id!r} of model {d.model_id!r} already seen (a retry?)", raw))
+                                                    f"{d.decision_id!r} of model {d.model_id!r} already seen "
+                                                    "(a retry?)", raw))
                 decisions = [d for d, dup in zip(decisions, repeated) if not dup]
                 rejections.sort(key=lambda r: r.position)
         result = self.process_decisions(decisions)

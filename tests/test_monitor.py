@@ -1,4 +1,4 @@
-"""The detection contract (DESIGN.md): ARL held on null streams, delay near the oracle, behaviour
+"""The detection contract (docs/detection.md): ARL held on null streams, delay near the oracle, behaviour
 judged given the input, exact checkpoint/restore. Fixed seeds throughout, so nothing can flake."""
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import orjson
 
-from detector.config import JanusConfig, load_config
+from detector.config import INPUT_FORMATS, JanusConfig, load_config
 
 
 def config_of(args) -> JanusConfig:
@@ -27,7 +27,7 @@ _FORMAT_OPTIONS = ("format", "mapping", "segment_attribute", "model_from")
 
 def add_format_arguments(parser) -> None:
     """--format and its options (docs/formats.md); they override the configuration's [input] table."""
-    parser.add_argument("--format", choices=("janus", "otlp-json", "mapped"),
+    parser.add_argument("--format", choices=INPUT_FORMATS,
                         help="what each line or message holds: Janus decision records (default), OTLP/JSON trace "
                              "exports of GenAI spans, or your own JSON read through a --mapping file")
     parser.add_argument("--mapping", metavar="FILE.toml", help="mapped format: the TOML file of JSON pointers")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from detector.config import InputConfig
+from detector.config import INPUT_FORMATS, InputConfig
 from detector.errors import JanusError
 from detector.formats.base import JANUS, Converted, Format, Item, ItemError
 from detector.formats.genai import OtlpJson
@@ -32,7 +32,8 @@ __all__ = ["FORMAT_NAMES", "JANUS", "Converted", "Format", "Item", "ItemError", 
 
 # Each format with the options that apply to it.
 _OPTIONS = {"janus": (), "otlp-json": ("segment_attribute", "model_from"), "mapped": ("mapping_path",)}
-FORMAT_NAMES = tuple(_OPTIONS)
+FORMAT_NAMES = INPUT_FORMATS  # the configuration validates [input] format against the same names
+assert tuple(_OPTIONS) == FORMAT_NAMES
 
 
 def make_format(name: str, *, mapping_path: str | Path | None = None, segment_attribute: str | None = None,
