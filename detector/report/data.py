@@ -618,11 +618,11 @@ def _report_arl(baseline: Baseline, config: JanusConfig, arl: float | None, aler
     n_tests = Monitor(baseline, arl=2.0, config=config.detection, extra_tests=extra).n_tests
     used = [math.exp(t) / max(n_tests, 1) for t in thresholds]
     if arl is None:
-        chosen = used[-1]
-        if abs(chosen / config.detection.arl_for(baseline.model_id) - 1) < 1e-3:
+        chosen, configured = used[-1], config.detection.arl_for(baseline.model_id)
+        if abs(chosen / configured - 1) < 1e-3:
             return None, ""
         return chosen, f"ARL {chosen:,.0f} read from the thresholds of the alerts (the configuration says " \
-                       f"{config.detection.arl_for(baseline.model_id):,.0f}; pass --arl to choose)"
+                       f"{configured:,.0f}; pass --arl to choose)"
     if any(abs(u / arl - 1) > 1e-3 for u in used):
         return arl, (f"the alerts were raised at ARL {', '.join(f'{u:,.0f}' for u in used)}, this report replays "
                      f"at {arl:,.0f}: its statistics and plots are not those of the alerts")
