@@ -51,18 +51,27 @@ def feature_components(n_codes: int, ordered: bool, tilts: list[float], shares: 
     * SHARE: a fraction δ of decisions switch to (or away from) code k: q = p + δ(1−p) or p(1−δ).
       When a change hits some inputs only, cells where k was already common barely move under
       this alternative, so they do not cancel the evidence of the cells that changed.
-    * SHIFT (ordered features): the bins' distribution tilted towards higher or lower values.
+    * SHIFT (ordered features): the bins' distribution tilted towards higher or lower values, the
+      top bin's odds against the bottom bin's times each tilt. An ordered feature with more than
+      three present bins gets odds and share alternatives on its two end bins only (timeouts,
+      empty or runaway answers): a middle bin's own tests would mostly repeat the shift's evidence
+      while every component adds to the family's cost, log(family size) in the threshold.
+
+    >>> len(feature_components(9, True, [2.0, 4.0], [0.1, 0.3], first_present=1))  # 2 ends × 8 + 4 shifts
+    20
     """
     present = list(range(first_present, n_codes))
     # With two codes, "code b more frequent" is "code a less frequent": one code suffices.
     codes = present[1:] if len(present) == 2 else present if len(present) > 2 else []
+    if ordered and len(present) > 3 and SHIFT in forms:
+        codes = [present[0], present[-1]]
     comps = []
     if ODDS in forms:
         comps += [Component(k, d, t, ODDS) for k in codes for d in directions for t in tilts]
     if SHARE in forms:
         comps += [Component(k, d, x, SHARE) for k in codes for d in directions for x in shares]
     if SHIFT in forms and ordered and len(present) > 2:
-        comps += [Component(-1, d, 2.0 * float(np.log(t)), SHIFT) for d in directions for t in tilts]
+        comps += [Component(-1, d, float(np.log(t)), SHIFT) for d in directions for t in tilts]
     return comps
 
 
