@@ -75,7 +75,9 @@ def register(p) -> None:
                                           'docs/review.md)')
     p.add_argument("--review-out", metavar="FILE.jsonl",
                    help="also append the audit sample to this JSONL file (default: the config's review.jsonl)")
-    p.add_argument("--checkpoint-dir", help="shared checkpoint folder (default: the config's checkpoint.directory)")
+    p.add_argument("--checkpoint-dir",
+                   help="keep each partition's state in this folder instead of the Kafka state topic (the config's "
+                        "checkpoint.backend/topic); every instance of the group must mount the same folder")
     p.add_argument("--arl", type=float, help="override the configured ARL")
     p.add_argument("--metrics-addr", help="host:port for /metrics (default 127.0.0.1:9464; port 0 = any free port)")
     p.add_argument("--metrics-certfile", help="serve /metrics over TLS with this certificate")
