@@ -247,3 +247,29 @@ def test_serve_resumes_from_the_state_topic_on_an_instance_with_an_empty_directo
         reader.close()
     assert stored.offset == len(values) and stored.epoch == 2 and stored.writer == "host-b"
     _assert_same_state((stored.meta["pipeline"], stored.arrays), ref_state)
+
+
+@pytest.mark.kafka
+def test_serve_stops_writing_a_partition_another_owner_claimed(kafka_bootstrap, unique_topic, unique_name, tmp_path,
+                                                               drift_data, caplog):  # noqa: F811
+    """An instance that lost a partition without being told (here: another owner claims it while
+    the instance keeps consuming) is fenced at its next checkpoint: it stops processing that
+    partition and the newer owner's state stays."""
+    from test_stream_plumbing import _service
+
+    store, values, _ = drift_data
+    topic, group = unique_topic("fenced"), unique_name("g")
+    _produce(kafka_bootstrap, topic, values[:1000])
+    service = _service(store, kafka_bootstrap, topic, group, tmp_path / "ckpt", checkpoint_every_records=400)
+    files = CheckpointStore(tmp_path / "ckpt", group)
+    with caplog.at_level(logging.WARNING, logger="janus.stream"):
+        runner = _Runner(service)
+        runner.wait_for(lambda: service.stats.checkpoints >= 1, what="a first checkpoint")
+        restored, epoch = files.claim(topic, 0)  # the new owner
+        files.save(topic, 0, restored.offset, {"by": "new owner"}, {}, epoch=epoch)
+        _produce(kafka_bootstrap, topic, values[1000:2000])
+        runner.wait_for(lambda: service.stats.fenced == 1, what="the stale owner to be fenced")
+        assert service.assignment() == []
+        runner.stop()
+    assert f"{topic}[0] was claimed by a newer owner (epoch 2, ours 1)" in caplog.text
+    assert files.load(topic, 0)[1] == {"by": "new owner"}

@@ -111,7 +111,7 @@ REVIEW_REFRESH_SECONDS = 10.0  # the verdict log is re-read only when it changed
 
 
 def wire_metrics(service: StreamService, metrics: JanusMetrics) -> None:
-    """Feed the service's batches, lag, checkpoints and review status into the metrics.
+    """Feed the service's batches, lag, checkpoints, partitions per model and review status into the metrics.
 
     Review gauges: at most every REVIEW_REFRESH_SECONDS (on a batch), the verdict log next to the
     baseline store against the decisions this instance's partitions sampled (docs/review.md).
@@ -130,9 +130,15 @@ def wire_metrics(service: StreamService, metrics: JanusMetrics) -> None:
         for (t, p), lag in service.lags().items():
             metrics.set_lag(t, p, lag)
         if service.last_checkpoint_time is not None:
-            metrics.set_checkpoint(service.last_checkpoint_time)
+            metrics.set_checkpoint(service.last_checkpoint_time, size_bytes=service.last_checkpoint_bytes,
+                                   seconds=service.last_checkpoint_seconds)
+        export_model_partitions()
+
+    def export_model_partitions():
+        metrics.set_model_partitions({m: len(tps) for m, tps in service.model_partitions().items()})
 
     service.on_batch = on_batch
+    service.on_assignment = export_model_partitions
 
 
 def _traffic_map(pairs: list[str]) -> dict[str, str]:

@@ -214,6 +214,10 @@ class StreamService:
         self.stats = ServiceStats()
         self._parts: dict[Any, _Partition] = {}  # TopicPartition → state
         self._to_claim: set = set()  # assigned and paused until the main thread claims them
+        self._spread_reported: dict[str, int] = {}  # model id → partitions when last reported
+        # Called on the main thread after the owned partitions changed (metrics drop what moved away).
+        self.on_assignment: Callable[[], None] | None = None
+        self._assignment_changed = False
         self._stop = threading.Event()
         self._signals = 0
         self._fatal: BaseException | None = None
@@ -236,8 +240,21 @@ class StreamService:
     @property
     def monitors(self) -> dict:
         """Every owned partition's monitors by model id (a model keyed to one partition, as producers
-        should key it, appears once; otherwise the last partition's monitor is shown)."""
+        should key it, appears once; otherwise the last partition's monitor is shown: see
+        :meth:`model_partitions`)."""
         return {m: mon for part in list(self._parts.values()) for m, mon in part.task.monitors.items()}
+
+    def model_partitions(self) -> dict[str, list[tuple[str, int]]]:
+        """The owned partitions on which each monitored model has a Monitor of its own.
+
+        More than one (here, or summed over instances: ``janus_model_partitions``) means the model's
+        records are spread over partitions: each partition's Monitor spends the whole ARL budget.
+        """
+        out: dict[str, list[tuple[str, int]]] = {}
+        for part in list(self._parts.values()):
+            for model_id in part.task.monitors:
+                out.setdefault(model_id, []).append((part.topic, part.partition))
+        return {m: sorted(tps) for m, tps in out.items()}
 
     @property
     def cue_detectors(self) -> dict:
@@ -271,6 +288,10 @@ class StreamService:
 
     def assignment(self) -> list[tuple[str, int]]:
         return sorted((tp.topic, tp.partition) for tp in self._parts)
+
+    def _assignment_updated(self) -> None:
+        self.stats.assigned = self.assignment()
+        self._assignment_changed = True
 
     def run(self, *, install_signal_handlers: bool = True) -> int:
         """Consume until stopped; returns 0 after a clean shutdown.
@@ -335,6 +356,9 @@ class StreamService:
                 self._claim_assigned()
                 if self._fatal is not None:
                     break
+            if self._assignment_changed and self.on_assignment is not None:
+                self._assignment_changed = False
+                self.on_assignment()
             if self._parts and not self.running.is_set():
                 self.running.set()
             self._watch_connection()
@@ -371,6 +395,22 @@ class StreamService:
 
     def _process(self, batch: dict) -> None:
         self.stats.batches += 1
+        self._process_partitions(batch)
+        self._report_spread_models()
+
+    def _report_spread_models(self) -> None:
+        """One warning each time a model's records are found on more partitions than before."""
+        for model_id, tps in self.model_partitions().items():
+            if len(tps) > self._spread_reported.get(model_id, 1):
+                self._spread_reported[model_id] = len(tps)
+                log.warning(
+                    "model %s is seen on %d partitions of this instance (%s): each has a Monitor of its own that "
+                    "spends the whole ARL budget, so it gets up to %d times the false alarms its ARL allows, and "
+                    "evidence split %d ways. Have producers key its records by model_id, or run janus serve --role "
+                    "featurise / --role detect (docs/runbooks.md#janusmodelonmanypartitions)",
+                    model_id, len(tps), ", ".join(f"{t}[{p}]" for t, p in tps), len(tps), len(tps))
+
+    def _process_partitions(self, batch: dict) -> None:
         for tp, records in batch.items():
             if not records:
                 continue
@@ -589,7 +629,7 @@ class StreamService:
             self._parts.pop(tp)
             self._consumer.pause(tp)
         self.stats.fenced += 1
-        self.stats.assigned = self.assignment()
+        self._assignment_updated()
         log.warning("%s; its records since offset %s are processed by the new owner", exc, part.checkpoint_offset)
 
     def _checkpoint(self, *, commit: bool, reason: str) -> None:
@@ -656,7 +696,7 @@ class StreamService:
                          "(epoch %d)", tp.topic, tp.partition, self.state.location, claim.epoch)
             self._parts[tp] = _Partition(tp.topic, tp.partition, task, claim, offset, offset)
             self._consumer.resume(tp)
-        self.stats.assigned = self.assignment()
+        self._assignment_updated()
 
     def _task_for(self, claim: Claim) -> PartitionTask:
         traffic = self.traffic_by_topic.get(claim.topic)
@@ -682,7 +722,7 @@ class StreamService:
             log.info("revoked %s", ", ".join(f"{p.topic}[{p.partition}]@{p.next_offset}" for p in parts))
         for tp in revoked:
             self._parts.pop(tp, None)
-        self.stats.assigned = self.assignment()
+        self._assignment_updated()
 
     def _on_lost(self, lost: set) -> None:
         # The group already gave these partitions to someone else: writing their checkpoints now
@@ -693,7 +733,7 @@ class StreamService:
         if dropped:
             log.warning("lost %s without a chance to checkpoint (session expired?)",
                         ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(dropped)))
-        self.stats.assigned = self.assignment()
+        self._assignment_updated()
 
     # ---- baselines ------------------------------------------------------------------------------
 
