@@ -173,6 +173,21 @@ class CheckpointConfig:
 
 
 @dataclass(frozen=True)
+class SplitConfig:
+    """The split roles for one busy model: `janus serve --role featurise` / `--role detect`
+    (detector.split; docs/runbooks.md, "Scale-out of one busy model")."""
+
+    counts_topic: str = "janus.counts"  # featurisers → detectors, keyed by model id
+    # A block of featurised records closes at every multiple of this many offsets (and at each
+    # checkpoint): one counts message per model and block, one detector step.
+    block_records: int = 1_000
+    # The detector applies a model's blocks from several source partitions in record-time order:
+    # a block waits for the other sources' at most this long, and at most this many per source.
+    merge_wait_seconds: float = 5.0
+    merge_blocks: int = 16
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     address: str = "127.0.0.1:9464"
     max_models: int = 100
@@ -239,6 +254,7 @@ class JanusConfig:
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     probes: ProbeConfig = field(default_factory=ProbeConfig)
     review: ReviewConfig = field(default_factory=ReviewConfig)

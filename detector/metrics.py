@@ -226,6 +226,11 @@ class JanusMetrics:
             "janus_checkpoint_write_seconds",
             "Time the last checkpoint took to write its states (flushed to the state topic, or fsynced files).",
             registry=reg)
+        self.counts_batches = PromCounter(
+            "janus_counts_batches_total",
+            "janus serve --role detect: counts batches from the featurisers by outcome (applied, replayed, fenced, "
+            "overlap, stale_baseline, baseline_missing).",
+            ("outcome",), registry=reg)
         self.model_partitions = Gauge(
             "janus_model_partitions",
             "Partitions of this instance on which a model has detectors of its own; summed over instances, more "
@@ -258,7 +263,8 @@ class JanusMetrics:
         self.models = LabelCap(config.max_models, "model_id", self.folded, on_evict=self._evict_model)
         self._segments: dict[str, LabelCap] = {}  # model label → its segment cap
         self.reasons = LabelCap(MAX_REASONS, "reason", self.folded)
-        self.outcomes = LabelCap(MAX_REASONS, "outcome", self.folded)  # detector.probes.pairing.OUTCOMES: 9
+        # detector.probes.pairing.OUTCOMES (9) and detector.split.detect.OUTCOMES (6)
+        self.outcomes = LabelCap(MAX_REASONS, "outcome", self.folded)
         self._views: dict[str, _ModelView] = {}  # model id (raw) → view
         self._lag_keys: set[tuple[str, str]] = set()
         self._model_partition_keys: set[str] = set()
@@ -322,6 +328,9 @@ class JanusMetrics:
             rejected[self.reasons.get(reason)] += n
         for reason, n in rejected.items():
             self.rejected.labels(reason).inc(n)
+
+        for outcome, n in result.counts_batches.items():
+            self.counts_batches.labels(self.outcomes.get(outcome)).inc(n)
 
         missing: Counter[str] = Counter()
         for model_id, n in result.baseline_missing.items():

@@ -59,6 +59,7 @@ JANUS_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "janus_checkpoint_bytes": ("gauge", ()),
     "janus_checkpoint_write_seconds": ("gauge", ()),
     "janus_model_partitions": ("gauge", ("model_id",)),
+    "janus_counts_batches_total": ("counter", ("outcome",)),
     "janus_labels_folded_total": ("counter", ("label",)),
     "janus_model_version_unbaselined": ("gauge", ("model_id", "model_version")),
     "janus_review_pending": ("gauge", ("model_id",)),
@@ -504,6 +505,8 @@ class ContractExporter:
             for reason in ("not_json", "missing_field"):
                 m["janus_records_rejected_total"].labels(reason).inc()
             m["janus_labels_folded_total"].labels("model_id").inc()
+            for outcome in ("applied", "replayed"):
+                m["janus_counts_batches_total"].labels(outcome).inc()
             for v in (0.004, 0.02, 0.3):
                 m["janus_batch_processing_seconds"].observe(v)
             m["janus_last_checkpoint_timestamp_seconds"].set(time.time())

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
+
 import pytest
 from prometheus_client import generate_latest
 
@@ -41,3 +43,162 @@ def test_a_model_on_two_partitions_is_reported(kafka_bootstrap, unique_topic, un
                         f"false alarms its ARL allows, and evidence split 2 ways. Have producers key its records by "
                         f"model_id, or run janus serve --role featurise / --role detect "
                         f"(docs/runbooks.md#janusmodelonmanypartitions)"], "once, not per batch"
+
+
+# ---------------------------------------------------------------------------------------------
+# The split roles' cores (no broker): featuriser blocks, counts messages, the detector's merge
+
+
+def _split_config(block_records=100, **detection):
+    import dataclasses
+
+    from detector.config import DetectionConfig, JanusConfig, SplitConfig
+
+    return JanusConfig(split=SplitConfig(block_records=block_records, merge_wait_seconds=5.0, merge_blocks=16),
+                       detection=dataclasses.replace(DetectionConfig(), **detection))
+
+
+def _featurise(store, config, values, partition=0, epoch=1, chunks=(137,), close_at=()):
+    """Counts batches of ``values`` (one source partition) fed in runs of the given sizes; the
+    offsets in ``close_at`` are checkpoints (blocks closed there)."""
+    from detector.split.featurise import BlockFeaturiser
+
+    featuriser = BlockFeaturiser(store, config, "decisions", partition, epoch)
+    batches, offset, i = [], 0, 0
+    while offset < len(values):
+        size = chunks[i % len(chunks)]
+        i += 1
+        stop = min(len(values), offset + size, *(c for c in close_at if c > offset))
+        batches += featuriser.process(values[offset:stop], offset)[1]
+        offset = stop
+        if offset in close_at or offset == len(values):
+            featuriser.close_block(offset)
+            batches += featuriser.take_outbox()
+    return featuriser, batches
+
+
+def _ranges(batches):
+    return [(b.model_id, b.start, b.end) for b in batches]
+
+
+def test_counts_messages_round_trip_and_malformed_ones_are_refused_clearly(drift_data):  # noqa: F811
+    from detector.split.counts import decode, encode
+
+    store, values, model_id = drift_data
+    _, batches = _featurise(store, _split_config(), values[:300])
+    batch = batches[0]
+    data = encode(batch)
+    back = decode(data)
+    assert (back.model_id, back.source, back.start, back.end, back.epoch) == (model_id, "decisions[0]", 0, 100, 1)
+    assert back.evidence == batch.evidence and back.first_time == batch.first_time
+    assert all(np.array_equal(a, b) for a, b in zip(back.counts, batch.counts))
+    assert len(data) < 100 * 100, "sparse: far smaller than the records"
+    for damaged, message in ((b"", "not a Janus counts batch"), (data[:-3], "payload of"),
+                             (data.replace(b'"range":[0,100]', b'"range":[99,10]'), "inconsistent counts header"),
+                             (data[:20] + b"{" + data[21:], "undecodable counts header")):
+        with pytest.raises(ValueError, match=message):
+            decode(damaged)
+
+
+def test_featuriser_blocks_end_at_multiples_of_the_block_size_whatever_the_poll_sizes(drift_data):  # noqa: F811
+    store, values, _ = drift_data
+    config = _split_config()
+    _, one = _featurise(store, config, values[:1000], chunks=(500,))
+    _, other = _featurise(store, config, values[:1000], chunks=(37, 250, 1))
+    assert _ranges(one) == _ranges(other) == [(one[0].model_id, s, s + 100) for s in range(0, 1000, 100)]
+    for a, b in zip(one, other):
+        assert all(np.array_equal(x, y) for x, y in zip(a.counts, b.counts))
+    _, closed = _featurise(store, config, values[:1000], chunks=(500,), close_at=(430,))
+    assert [(s, e) for _, s, e in _ranges(closed)][3:6] == [(300, 400), (400, 430), (430, 500)]
+
+
+def test_a_featuriser_restored_from_its_checkpoint_cuts_the_same_blocks_and_resends_its_outbox(drift_data):  # noqa: F811
+    from detector.split.featurise import BlockFeaturiser
+
+    store, values, _ = drift_data
+    config = _split_config()
+    first = BlockFeaturiser(store, config, "decisions", 0, 1)
+    sent = first.process(values[:250], 0)[1]
+    first.close_block(250)  # checkpoint at 250: [200, 250) waits in the outbox
+    meta, arrays = first.state()
+    sent += first.take_outbox()
+    sent += first.process(values[250:480], 250)[1]  # then killed before the next checkpoint
+    again = BlockFeaturiser.restore(store, config, "decisions", 0, 2, meta, arrays)
+    resent = again.take_outbox() + again.process(values[250:600], 250)[1]
+    assert [(s, e) for _, s, e in _ranges(sent)] == [(0, 100), (100, 200), (200, 250), (250, 300), (300, 400)]
+    assert [(s, e) for _, s, e in _ranges(resent)] == [(200, 250), (250, 300), (300, 400), (400, 500), (500, 600)]
+    assert {b.epoch for b in resent} == {2}, "an owner sends everything under its own epoch"
+
+
+def test_detector_drops_replays_stale_featurisers_and_overlaps(drift_data):  # noqa: F811
+    import dataclasses
+
+    from detector.split.detect import CountsDetector
+
+    store, values, _ = drift_data
+    config = _split_config()
+    _, batches = _featurise(store, config, values[:400], epoch=2)
+    detector = CountsDetector(store, config, arl=1000.0)
+    assert [detector.receive(b, 0.0) for b in batches[:2]] == [None, None]
+    assert detector.receive(batches[1], 0.0) == "replayed"
+    assert detector.receive(dataclasses.replace(batches[2], epoch=1), 0.0) == "fenced"
+    assert detector.receive(dataclasses.replace(batches[2], start=150), 0.0) == "overlap"
+    assert detector.receive(batches[2], 0.0) is None
+    events, outcomes = detector.drain(now=10.0)  # one source: its blocks waited long enough
+    assert outcomes == {"applied": 3}
+    assert detector.monitors[batches[0].model_id].n_production == sum(
+        int(b.counts[0].sum()) for b in batches[:3])
+
+
+def _split_run(store, config, values, sources=2, order_seed=0, restart_at=None):
+    """Records dealt round-robin to ``sources`` partitions, featurised, and their batches received by
+    one detector in a seeded random interleaving of the sources; with ``restart_at`` the detector
+    is checkpointed after that many batches, "killed", restored and fed the rest."""
+    import random
+
+    from detector.split.detect import CountsDetector
+
+    streams = [_featurise(store, config, values[p::sources], partition=p)[1] for p in range(sources)]
+    rng = random.Random(order_seed)
+    detector = CountsDetector(store, config, arl=config.detection.arl)
+    events, received = [], 0
+    while any(streams):
+        detector.receive(streams[rng.choice([p for p in range(sources) if streams[p]])].pop(0), 0.0)
+        events += detector.drain(0.0)[0]
+        received += 1
+        if received == restart_at:
+            meta, arrays = detector.state()
+            detector = CountsDetector.restore(store, config, meta, arrays, 0.0, arl=config.detection.arl)
+    return detector, events + detector.drain(now=1e9)[0]
+
+
+def test_the_detector_merges_sources_in_record_time_whatever_the_arrival_order(drift_data):  # noqa: F811
+    store, values, model_id = drift_data
+    config = _split_config(arl=1e4)
+    runs = [_split_run(store, config, values, order_seed=seed, restart_at=restart)
+            for seed, restart in ((0, None), (1, None), (2, 17))]
+    keys = [[(e.status, e.segment, e.feature, e.decision_id) for e in events] for _, events in runs]
+    assert keys[0] and keys[0] == keys[1] == keys[2]
+    states = [detector.monitors[model_id].state()[1] for detector, _ in runs]
+    for name in states[0]:
+        assert np.array_equal(states[0][name], states[1][name]) and np.array_equal(states[0][name], states[2][name])
+
+
+def test_split_counts_equal_the_backtest_exactly_on_a_stream_without_change(drift_data):  # noqa: F811
+    """No alert fires, so the null learns every record on both paths: the detector's learned counts,
+    records per segment and production total are exactly the backtest's."""
+    from detector.pipeline import Pipeline
+
+    store, values, model_id = drift_data
+    config = _split_config(arl=1e6)
+    null = values[:500] * 3  # the records before the change, three times under new ids below
+    null = [v.replace(b'"decision_id":"', f'"decision_id":"r{i // 500}-'.encode()) for i, v in enumerate(null)]
+    backtest = Pipeline(store, config)
+    assert not [a for i in range(0, len(null), 300) for a in backtest.process(null[i:i + 300], first_position=i).alerts]
+    detector, events = _split_run(store, config, null, sources=3, restart_at=5)
+    assert not events
+    ours, theirs = detector.monitors[model_id], backtest.monitors[model_id]
+    assert ours.n_production == theirs.n_production == sum(1 for v in null if b'"production"' in v)
+    assert np.array_equal(ours.segment_records, theirs.segment_records)
+    for a, b in zip(ours.seen, theirs.seen):
+        assert np.array_equal(a, b)

@@ -65,6 +65,13 @@ def register(p) -> None:
     add_store_argument(p)
     add_format_arguments(p)
     add_kafka_arguments(p)
+    p.add_argument("--role", choices=["all", "featurise", "detect"], default="all",
+                   help="all (default): parse, featurise and detect each partition's records in this process; "
+                        "featurise: publish per-block count tables of each model to the counts topic (any number of "
+                        "instances); detect: own the models' detectors, fed from the counts topic, and emit the "
+                        "alerts (docs/runbooks.md, \"Scale-out of one busy model\")")
+    p.add_argument("--counts-topic", help="featurise/detect: the counts topic (default: the config's "
+                                          "split.counts_topic, janus.counts)")
     p.add_argument("--topic", action="append", help="decision topic (repeatable; default: the config's kafka.topics)")
     p.add_argument("--traffic", action="append", default=[], metavar="TOPIC=TRAFFIC",
                    help="the traffic a topic carries: evaluation or production (repeatable)")
@@ -156,8 +163,10 @@ def _run(args) -> int:
 
     logs.configure(args.log_level)
     config = kafka_config_from_args(config_of(args), args)
+    if args.counts_topic:
+        config = dataclasses.replace(config, split=dataclasses.replace(config.split, counts_topic=args.counts_topic))
     traffic = {**config.kafka.traffic_by_topic, **_traffic_map(args.traffic)}
-    service = StreamService(store_of(args, config), config, topics=args.topic, traffic_by_topic=traffic,
+    service = StreamService(store_of(args, config), config, role=args.role, topics=args.topic, traffic_by_topic=traffic,
                             group_id=args.group_id, alert_topic=args.alert_topic,
                             review_topic=args.review_topic, review_jsonl=args.review_out,
                             checkpoint_dir=args.checkpoint_dir, arl=args.arl)

@@ -66,7 +66,7 @@ from detector.stream.checkpoint import StateFenced
 from detector.stream.dlq import DeadLetterPublisher
 from detector.stream.kafka_config import kafka_kwargs
 from detector.stream.state import Claim, open_state_store
-from detector.stream.tasks import PartitionTask, new_task, restore_task, state_document
+from detector.stream.tasks import ROLES, PartitionTask, group_for_role, new_task, restore_task, state_document
 
 log = logging.getLogger("janus.stream")
 
@@ -171,15 +171,23 @@ class StreamService:
         k = config.kafka
         self.store = store
         self.config = config
+        if role not in ROLES:
+            raise JanusError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
         self.role = role
-        self.topics = list(topics if topics is not None else k.topics)
-        if not self.topics:
-            raise JanusError("no decision topics to consume (kafka.topics is empty)")
+        self.counts_topic = config.split.counts_topic
+        if role == "detect":  # reads what the featurisers publish
+            self.topics = [self.counts_topic]
+        else:
+            self.topics = list(topics if topics is not None else k.topics)
+            if not self.topics:
+                raise JanusError("no decision topics to consume (kafka.topics is empty)")
+            if role == "featurise" and self.counts_topic in self.topics:
+                raise JanusError(f"the counts topic {self.counts_topic!r} is also a decision topic")
         self.traffic_by_topic = dict(traffic_by_topic if traffic_by_topic is not None else k.traffic_by_topic)
         for topic, traffic in self.traffic_by_topic.items():
             if traffic not in ("evaluation", "production"):
                 raise JanusError(f"traffic for topic {topic!r} must be evaluation or production, not {traffic!r}")
-        self.group_id = group_id or k.group_id
+        self.group_id = group_for_role(group_id or k.group_id, role)
         self.alert_topic = alert_topic or k.alert_topic
         self.dlq_topic_template = dlq_topic_template or ("{topic}" + k.dlq_suffix)
         if self.alert_topic in self.topics:
@@ -318,11 +326,10 @@ class StreamService:
                     service._on_lost(lost)
 
             self._consumer.subscribe(self.topics, listener=Listener())
-            log.info(
-                "consuming %s as group %r (alerts → %s, dead letters → %s, checkpoints in %s)",
-                ", ".join(self.topics), self.group_id, self.alert_topic,
-                self.dlq_topic_template.format(topic="<topic>"), self.state.location,
-            )
+            outputs = f"counts → {self.counts_topic}" if self.role == "featurise" else f"alerts → {self.alert_topic}"
+            log.info("role %s: consuming %s as group %r (%s, dead letters → %s, checkpoints in %s)", self.role,
+                     ", ".join(self.topics), self.group_id, outputs, self.dlq_topic_template.format(topic="<topic>"),
+                     self.state.location)
             self._loop()
             self._checkpoint(commit=True, reason="shutdown")
             return 0
@@ -364,6 +371,7 @@ class StreamService:
             self._watch_connection()
             if batch:
                 self._process(batch)
+            self._tick()
             self._maybe_checkpoint()
             self._maybe_refresh_baselines()
 
@@ -397,6 +405,17 @@ class StreamService:
         self.stats.batches += 1
         self._process_partitions(batch)
         self._report_spread_models()
+
+    def _tick(self) -> None:
+        """Work the tasks have due without new records (--role detect: blocks done waiting in the merge)."""
+        now = time.monotonic()
+        for part in list(self._parts.values()):
+            started = time.perf_counter()
+            result = part.task.tick(now)
+            if result is not None:
+                self._deliver(part, result, [], time.perf_counter() - started)
+                part.dirty = True
+                self._since_checkpoint += 1
 
     def _report_spread_models(self) -> None:
         """One warning each time a model's records are found on more partitions than before."""
@@ -454,26 +473,31 @@ class StreamService:
         for run in _contiguous_runs(records):
             started = time.perf_counter()
             output = part.task.process(run)
-            result = output.result
-            if result.rejections:
-                first = run[0].offset
-                for rejection in result.rejections:
-                    record = run[rejection.position - first]
-                    self._send(("dlq", record, rejection.reason, rejection.message))
-            for event in result.alerts:
-                self._emit_alert(event)
-            if result.review_samples:
-                self._emit_review(result.review_samples)
+            for key, value in output.messages:
+                self._send(("counts", key, value))
             self.stats.records += len(run)
-            self.stats.accepted += len(result.accepted)
-            self.stats.rejected += len(result.rejections)
-            self.stats.alerts += len(result.alerts)
-            if self.on_batch is not None:
-                self.on_batch(tp.topic, tp.partition, result, time.perf_counter() - started)
+            self._deliver(part, output.result, run, time.perf_counter() - started)
         part.next_offset = records[-1].offset + 1
         part.records += len(records)
         part.dirty = True
         self._since_checkpoint += len(records)
+
+    def _deliver(self, part: _Partition, result: BatchResult, run: list, seconds: float) -> None:
+        """A task's result: dead letters (of ``run``'s records), alerts, review samples, stats, on_batch."""
+        if result.rejections:
+            first = run[0].offset
+            for rejection in result.rejections:
+                record = run[rejection.position - first]
+                self._send(("dlq", record, rejection.reason, rejection.message))
+        for event in result.alerts:
+            self._emit_alert(event)
+        if result.review_samples:
+            self._emit_review(result.review_samples)
+        self.stats.accepted += len(result.accepted)
+        self.stats.rejected += len(result.rejections)
+        self.stats.alerts += len(result.alerts)
+        if self.on_batch is not None:
+            self.on_batch(part.topic, part.partition, result, seconds)
 
     def _emit_alert(self, event: Any) -> None:
         payload = orjson.dumps(event.to_dict())
@@ -502,11 +526,12 @@ class StreamService:
     # ---- outputs --------------------------------------------------------------------------------
 
     def _send(self, what: tuple) -> None:
-        """Send one output (``("alert", key, payload)`` or ``("dlq", record, reason, message)``)."""
+        """Send one output (``(kind, key, payload)`` for kind alert, review or counts, or
+        ``("dlq", record, reason, message)``)."""
         try:
-            if what[0] in ("alert", "review"):
+            if what[0] in ("alert", "review", "counts"):
                 kind, key, payload = what
-                topic = self.alert_topic if kind == "alert" else self.review_topic
+                topic = {"alert": self.alert_topic, "review": self.review_topic, "counts": self.counts_topic}[kind]
                 future = self._producer.send(topic, key=key, value=payload)
             else:
                 _, record, reason, message = what
@@ -600,6 +625,7 @@ class StreamService:
             return []
         written, size, messages, seconds = [], 0, 0, 0.0
         for part in dirty:
+            part.task.close_block(part.next_offset)
             meta, arrays = part.task.state()
             doc = state_document(part.task, meta, {"writer": self.client_id, "records_since_assignment": part.records})
             try:
@@ -610,6 +636,7 @@ class StreamService:
             except (OSError, JanusError) as exc:
                 log.error("checkpoint of %s[%d] failed: %s", part.topic, part.partition, exc)
                 continue
+            self._send_outbox(part.task)
             part.dirty = False
             part.checkpoint_offset = part.next_offset
             written.append(part)
@@ -622,6 +649,11 @@ class StreamService:
                      ", ".join(f"{p.topic}[{p.partition}]@{p.next_offset}" for p in written), f"{size:,}", messages,
                      "" if messages == 1 else "s", 1000 * seconds)
         return written
+
+    def _send_outbox(self, task: PartitionTask) -> None:
+        """What a featuriser may publish only once a checkpoint holds it (detector.split.featurise)."""
+        for key, value in task.take_outbox():
+            self._send(("counts", key, value))
 
     def _drop_fenced(self, part: _Partition, exc: StateFenced) -> None:
         """A newer owner claimed the partition: stop processing it, write nothing more for it."""
@@ -695,15 +727,17 @@ class StreamService:
                 log.info("assigned %s[%d]: no state in %s, starting fresh at the committed or earliest offset "
                          "(epoch %d)", tp.topic, tp.partition, self.state.location, claim.epoch)
             self._parts[tp] = _Partition(tp.topic, tp.partition, task, claim, offset, offset)
+            self._send_outbox(task)  # the previous owner's last checkpoint may hold blocks it never sent
             self._consumer.resume(tp)
         self._assignment_updated()
 
     def _task_for(self, claim: Claim) -> PartitionTask:
         traffic = self.traffic_by_topic.get(claim.topic)
         if claim.restored is None:
-            return new_task(self.role, self.store, self.config, self.arl, claim.topic, claim.partition, traffic)
+            return new_task(self.role, self.store, self.config, self.arl, claim.topic, claim.partition, traffic,
+                            claim.epoch)
         return restore_task(self.role, self.store, self.config, self.arl, claim.topic, claim.partition, traffic,
-                            claim.restored.meta, claim.restored.arrays)
+                            claim.epoch, claim.restored.meta, claim.restored.arrays)
 
     async def _on_revoked(self, revoked: set) -> None:
         self._to_claim.difference_update(revoked)
@@ -851,8 +885,9 @@ def _is_timeout(exc: BaseException | None) -> bool:
 def _describe_output(what: tuple) -> str:
     if what[0] == "review":
         return f"a review sample for {what[1].decode('utf-8', 'replace')} ({len(what[2])} bytes)"
-    if what[0] == "alert":
-        return f"an alert for {what[1].decode('utf-8', 'replace')} ({len(what[2])} bytes)"
+    if what[0] in ("alert", "counts"):
+        return f"{'an alert' if what[0] == 'alert' else 'a counts batch'} for {what[1].decode('utf-8', 'replace')} " \
+               f"({len(what[2])} bytes)"
     record = what[1]
     size = len(record.value) if record.value is not None else 0
     return f"the dead letter of {record.topic}[{record.partition}]@{record.offset} ({size} bytes, {what[2]})"

@@ -6,13 +6,20 @@ a time, to that partition's task:
 
 * ``all`` (:class:`PipelineTask`): the whole :class:`~detector.pipeline.Pipeline` on a decision
   topic partition: parse, de-duplicate, featurise, detect.
+* ``featurise`` (:class:`FeaturiseTask`): a decision topic partition to counts batches
+  (:class:`~detector.split.featurise.BlockFeaturiser`), sent to the counts topic keyed by model.
+* ``detect`` (:class:`DetectTask`): a counts topic partition to alerts
+  (:class:`~detector.split.detect.CountsDetector`).
 
-A task's state goes into the partition's checkpoint document under the role's own key, so a
-partition is never restored into a task of another role.
+Each role runs in its own consumer group (:func:`group_for_role`), and a task's state goes into
+the partition's checkpoint document under the role's own key, so a partition is never restored
+into a task of another role.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -23,12 +30,24 @@ from detector.baseline.store import BaselineStore
 from detector.config import JanusConfig
 from detector.errors import JanusError
 from detector.pipeline import BatchResult, Pipeline
+from detector.records import Rejection
+from detector.split import counts as counts_codec
+from detector.split.detect import CountsDetector
+from detector.split.featurise import BlockFeaturiser
 
-__all__ = ["ROLES", "PartitionTask", "PipelineTask", "TaskOutput", "new_task", "restore_task", "state_document"]
+__all__ = ["ROLES", "DetectTask", "FeaturiseTask", "PartitionTask", "PipelineTask", "TaskOutput", "group_for_role",
+           "new_task", "restore_task", "state_document"]
+
+log = logging.getLogger("janus.stream")
 
 CHECKPOINT_FORMAT = 1
-ROLES = ("all",)
-_STATE_KEY = {"all": "pipeline"}
+ROLES = ("all", "featurise", "detect")
+_STATE_KEY = {"all": "pipeline", "featurise": "featuriser", "detect": "detector"}
+
+
+def group_for_role(group_id: str, role: str) -> str:
+    """The consumer group of a role: ``all`` uses ``group_id`` itself, the split roles their own."""
+    return group_id if role == "all" else f"{group_id}.{role}"
 
 
 @dataclass
@@ -48,6 +67,16 @@ class PartitionTask(Protocol):
     def state(self) -> tuple[dict, dict[str, np.ndarray]]: ...
 
     def refresh_baselines(self) -> list[tuple[str, str | None, str | None]]: ...
+
+    def close_block(self, next_offset: int) -> None:
+        """Before a checkpoint at ``next_offset`` (featurise: the open block goes to the outbox)."""
+
+    def take_outbox(self) -> list[tuple[bytes, bytes]]:
+        """Messages to send now that a checkpoint holding them was saved or restored."""
+
+    def tick(self, now: float) -> BatchResult | None:
+        """Work due at (monotonic) time ``now`` without new records (detect: blocks whose wait in
+        the merge is over); None when there is none."""
 
 
 class PipelineTask:
@@ -84,11 +113,118 @@ class PipelineTask:
     def refresh_baselines(self) -> list[tuple[str, str | None, str | None]]:
         return self.pipeline.refresh_baselines()
 
+    def close_block(self, next_offset: int) -> None:
+        pass
+
+    def take_outbox(self) -> list[tuple[bytes, bytes]]:
+        return []
+
+    def tick(self, now: float) -> BatchResult | None:
+        return None
+
+
+class FeaturiseTask:
+    """``--role featurise``: a decision partition → counts batches for the counts topic."""
+
+    role = "featurise"
+    monitors: dict = {}  # detection happens in --role detect
+    cue_detectors: dict = {}
+
+    def __init__(self, featuriser: BlockFeaturiser):
+        self.featuriser = featuriser
+        self._where = f"{featuriser.topic}[{featuriser.partition}]@"
+
+    def process(self, records: Sequence[Any]) -> TaskOutput:
+        where = self._where
+        result, ready = self.featuriser.process([r.value for r in records], records[0].offset,
+                                                lambda position: f"{where}{position}")
+        return TaskOutput(result, _messages(ready))
+
+    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        return self.featuriser.state()
+
+    def refresh_baselines(self) -> list[tuple[str, str | None, str | None]]:
+        return self.featuriser.refresh_baselines()
+
+    def close_block(self, next_offset: int) -> None:
+        self.featuriser.close_block(next_offset)
+
+    def take_outbox(self) -> list[tuple[bytes, bytes]]:
+        return _messages(self.featuriser.take_outbox())
+
+    def tick(self, now: float) -> BatchResult | None:
+        return None
+
+
+def _messages(batches: list) -> list[tuple[bytes, bytes]]:
+    return [(b.model_id.encode("utf-8"), counts_codec.encode(b)) for b in batches]
+
+
+class DetectTask:
+    """``--role detect``: a counts partition → each of its models' Monitor → alerts."""
+
+    role = "detect"
+    cue_detectors: dict = {}
+
+    def __init__(self, detector: CountsDetector, topic: str, partition: int):
+        self.detector = detector
+        self._where = f"{topic}[{partition}]"
+
+    @property
+    def monitors(self) -> dict:
+        return self.detector.monitors
+
+    def process(self, records: Sequence[Any]) -> TaskOutput:
+        result = BatchResult()
+        for record in records:
+            try:
+                batch = counts_codec.decode(record.value)
+            except ValueError as exc:
+                result.rejections.append(Rejection(record.offset, "bad_value",
+                                                   f"{self._where}@{record.offset}: {exc}", record.value or b""))
+                continue
+            dropped = self.detector.receive(batch, time.monotonic())
+            if dropped is not None:
+                result.counts_batches[dropped] += 1
+            if dropped == "overlap":
+                log.error("%s@%d: counts of %s from %s offsets %d..%d overlap a block already received: two "
+                          "featurisers owned that partition at once (a stalled one not yet fenced); dropped",
+                          self._where, record.offset, batch.model_id, batch.source, batch.start, batch.end - 1)
+        self._drain(result, time.monotonic())
+        return TaskOutput(result)
+
+    def _drain(self, result: BatchResult, now: float) -> BatchResult:
+        events, outcomes = self.detector.drain(now)
+        result.alerts += events
+        result.counts_batches.update(outcomes)
+        return result
+
+    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        return self.detector.state()
+
+    def refresh_baselines(self) -> list[tuple[str, str | None, str | None]]:
+        return self.detector.refresh_baselines()
+
+    def close_block(self, next_offset: int) -> None:
+        pass
+
+    def take_outbox(self) -> list[tuple[bytes, bytes]]:
+        return []
+
+    def tick(self, now: float) -> BatchResult | None:
+        result = self._drain(BatchResult(), now)
+        return result if result.counts_batches else None
+
 
 def new_task(role: str, store: BaselineStore, config: JanusConfig, arl: float | None, topic: str, partition: int,
-             traffic: str | None) -> PartitionTask:
+             traffic: str | None, epoch: int) -> PartitionTask:
+    """A fresh task for a partition claimed with ``epoch`` (featurisers tag their batches with it)."""
     if role == "all":
         return PipelineTask(Pipeline(store, config, arl), topic, partition, traffic)
+    if role == "featurise":
+        return FeaturiseTask(BlockFeaturiser(store, config, topic, partition, epoch, traffic=traffic))
+    if role == "detect":
+        return DetectTask(CountsDetector(store, config, arl), topic, partition)
     raise JanusError(f"unknown role {role!r} (one of {', '.join(ROLES)})")
 
 
@@ -98,7 +234,7 @@ def state_document(task: PartitionTask, meta: dict, service: dict) -> dict:
 
 
 def restore_task(role: str, store: BaselineStore, config: JanusConfig, arl: float | None, topic: str, partition: int,
-                 traffic: str | None, doc: dict, arrays: dict[str, np.ndarray]) -> PartitionTask:
+                 traffic: str | None, epoch: int, doc: dict, arrays: dict[str, np.ndarray]) -> PartitionTask:
     """The task a checkpoint document describes; JanusError if this version or role cannot use it."""
     if doc.get("format") != CHECKPOINT_FORMAT:
         raise JanusError(f"the state of {topic}[{partition}] was not written by this version of the stream service "
@@ -110,4 +246,7 @@ def restore_task(role: str, store: BaselineStore, config: JanusConfig, arl: floa
     meta = doc[_STATE_KEY[role]]
     if role == "all":
         return PipelineTask(Pipeline.restore(store, config, meta, arrays, arl=arl), topic, partition, traffic)
-    raise JanusError(f"unknown role {role!r}")  # pragma: no cover - guarded above
+    if role == "featurise":
+        return FeaturiseTask(BlockFeaturiser.restore(store, config, topic, partition, epoch, meta, arrays,
+                                                     traffic=traffic))
+    return DetectTask(CountsDetector.restore(store, config, meta, arrays, time.monotonic(), arl=arl), topic, partition)
