@@ -7,13 +7,19 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
+import orjson
 
 import pytest
 from prometheus_client import generate_latest
 
-from test_stream_plumbing import _produce, _Runner, _service, drift_data  # noqa: F401
+from test_stream_plumbing import REPO, _produce, _Runner, _service, drift_data  # noqa: F401
 
 
 @pytest.mark.kafka
@@ -202,3 +208,231 @@ def test_split_counts_equal_the_backtest_exactly_on_a_stream_without_change(drif
     assert np.array_equal(ours.segment_records, theirs.segment_records)
     for a, b in zip(ours.seen, theirs.seen):
         assert np.array_equal(a, b)
+
+
+# ---------------------------------------------------------------------------------------------
+# The split roles on the embedded broker
+
+
+def _split_services(store, bootstrap, config, topic, group, *, featurisers=2, arl=1e4):
+    import io
+
+    from detector.stream.service import StreamService
+
+    kafka = dict(bootstrap_servers=bootstrap, max_poll_interval_ms=5000, session_timeout_ms=6000, max_poll_records=500)
+    detect = StreamService(store, config, role="detect", group_id=group, arl=arl, alert_topic=f"{topic}.alerts",
+                           alert_stream=io.StringIO(), client_id="detector", kafka_overrides=kafka, poll_timeout_ms=200)
+    featurise = [StreamService(store, config, role="featurise", topics=[topic], group_id=group, arl=arl,
+                               alert_stream=None, client_id=f"featuriser-{i}", kafka_overrides=kafka,
+                               poll_timeout_ms=200) for i in range(featurisers)]
+    return detect, featurise
+
+
+@pytest.mark.kafka
+def test_two_featurisers_and_one_detector_raise_the_backtests_alerts(kafka_bootstrap, unique_topic, unique_name,
+                                                                      drift_data):  # noqa: F811
+    """A model's records spread over two partitions, one featuriser each, one detector: the alerts
+    of `janus backtest` on the same records (segment, feature, status), each in the same block
+    round of records as the backtest's or a little later: the count path's statistic restarts only
+    at block ends (docs/detection.md), which delays the slower per-segment statistics more."""
+    from detector.config import CheckpointConfig, JanusConfig, SplitConfig
+    from detector.pipeline import Pipeline
+
+    store, values, model_id = drift_data
+    block = 100
+    config = JanusConfig(checkpoint=CheckpointConfig(topic=unique_name("state"), every_records=10**9,
+                                                     every_seconds=600.0),
+                         split=SplitConfig(counts_topic=unique_topic("counts"), block_records=block))
+    topic, group = unique_topic("hot", partitions=2), unique_name("g")
+    detect, featurise = _split_services(store, kafka_bootstrap, config, topic, group)
+    runners = [_Runner(service) for service in (detect, *featurise)]
+    try:
+        runners[0].wait_for(lambda: len(detect.assignment()) == 1, what="the detector to own the counts partition")
+        for runner, service in zip(runners[1:], featurise):
+            runner.wait_for(lambda s=service: len(s.assignment()) == 1, what="one partition per featuriser")
+        _produce(kafka_bootstrap, topic, values, partition_of=lambda i: i % 2)  # round robin: not keyed
+        production = sum(1 for v in values if b'"production"' in v)
+        runners[0].wait_for(lambda: model_id in detect.monitors and detect.monitors[model_id].n_production == production,
+                            timeout=120, what="every record's counts applied")
+    finally:
+        results = [runner.stop() for runner in runners]
+    assert results == [0, 0, 0]
+    assert sum(s.stats.records for s in featurise) == len(values) and all(s.stats.records for s in featurise)
+    reference = Pipeline(store, config, arl=1e4)
+    expected = [(e.status, e.segment, e.feature, e.record_index)
+                for i in range(0, len(values), 500) for e in reference.process(values[i:i + 500], first_position=i).alerts]
+    index = {orjson.loads(v)["decision_id"]: i for i, v in enumerate(values) if b'"decision_id":"' in v}
+    alerts = [orjson.loads(line) for line in detect.alert_stream.getvalue().splitlines()]
+    got = [(a["status"], a["segment"], a["feature"], index[a["decision_id"]]) for a in alerts]
+    assert expected and sorted(k[:3] for k in got) == sorted(k[:3] for k in expected)
+    rounds = 2 * block  # records of both partitions in one block each
+    lag = {k[:3]: next(g[3] for g in got if g[:3] == k[:3]) // rounds - k[3] // rounds for k in expected}
+    assert all(0 <= n <= 2 for n in lag.values()), lag
+    assert all(n <= 1 for (_, segment, _), n in lag.items() if segment == "(all)"), lag
+    for a in alerts:  # the evidence: the model's last record of the block that crossed, at its partition offset
+        assert a["record_index"] == index[a["decision_id"]] // 2 and a["message"] and a["code"]
+    print(f"\nsplit alerts: lag in block rounds of {rounds} records: {lag}")
+
+
+SPLIT_CONFIG = """
+[kafka]
+session_timeout_ms = 6000
+max_poll_interval_ms = 5000
+max_poll_records = 100
+
+[checkpoint]
+topic = "{state_topic}"
+every_records = 300
+every_seconds = 1.0
+
+[split]
+counts_topic = "{counts_topic}"
+block_records = 100
+merge_wait_seconds = 1.0
+"""
+
+
+class _Role:
+    """One `janus serve --role ROLE` process, started in a fresh empty working directory each time
+    (its state lives only in Kafka), metrics on a fresh loopback port, JSON log per start."""
+
+    def __init__(self, role: str, name: str, argv: list[str], tmp_path):
+        self.role, self.name, self.argv, self.tmp = role, name, argv, tmp_path
+        self.proc = None
+        self.starts = 0
+
+    def start(self) -> None:
+        from test_cli_serve import _free_port
+
+        self.starts += 1
+        self.port = _free_port()
+        cwd = self.tmp / f"{self.name}-{self.starts}"
+        cwd.mkdir()
+        self.log = self.tmp / f"{self.name}-{self.starts}.log"
+        self.proc = subprocess.Popen([*self.argv, "--role", self.role, "--metrics-addr", f"127.0.0.1:{self.port}"],
+                                     stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"), cwd=cwd,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO)})
+
+    def kill9(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+    def terminate(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        assert self.proc.wait(timeout=60) == 0, self.log.read_text()[-3000:]
+
+    def ensure_dead(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _wait(condition, what, roles, timeout=240.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        for role in roles:
+            assert role.proc.poll() is None, f"{role.name} died ({what}): {role.log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+@pytest.mark.kafka
+@pytest.mark.timeout(1800)
+def test_kill_9_of_any_role_at_random_points_ends_with_exact_counts(kafka_bootstrap, unique_topic, unique_name,
+                                                                    tmp_path, drift_data):  # noqa: F811
+    """Two featurisers and a detector as `janus serve` processes with state in Kafka only; SIGKILL
+    of a random role at random points, each restarted in a new empty directory. On a stream
+    without change (so the null learns every record on both paths) the detector's final counts --
+    learned counts per cell and code, records per segment, production total -- equal the backtest's,
+    producer retries (de-duplicated per source partition) included."""
+    import random
+
+    from detector.config import CheckpointConfig, JanusConfig
+    from detector.pipeline import Pipeline
+    from detector.simulate import simulate
+    from detector.stream.state_topic import KafkaStateStore
+
+    store, _, model_id = drift_data
+    rng = random.Random(int(os.environ.get("JANUS_SPLIT_SEED", 18)))
+    values = [orjson.dumps(r) for r in simulate("reasoning-unmonitored", seed=8, n_evaluation=10,
+                                                  n_production=3000, change_at=3000).production]
+    for i in sorted(rng.sample(range(20, len(values)), 15)):  # retries, on the same partition as the original
+        values[i] = values[i - 2 * rng.randrange(1, 5)]
+    reference = Pipeline(store, JanusConfig(), arl=1e6)
+    assert not [a for i in range(0, len(values), 500)
+                for a in reference.process(values[i:i + 500], first_position=i).alerts], "no change: nothing fires"
+    expected = reference.monitors[model_id]
+
+    topic, group, state_topic = unique_topic("hot", partitions=2), unique_name("g"), unique_name("state")
+    counts_topic = unique_topic("counts")
+    config = tmp_path / "janus.toml"
+    config.write_text(SPLIT_CONFIG.format(state_topic=state_topic, counts_topic=counts_topic))
+    argv = [sys.executable, "-m", "detector", "--config", str(config), "serve", "--store", str(store.root),
+            "--bootstrap-servers", kafka_bootstrap, "--topic", topic, "--group-id", group, "--arl", "1e6",
+            "--alert-topic", f"{topic}.alerts"]
+    roles = [_Role("detect", "detector", argv, tmp_path),
+             *(_Role("featurise", f"featuriser-{i}", argv, tmp_path) for i in range(2))]
+    state = KafkaStateStore(CheckpointConfig(topic=state_topic), f"{group}.detect", "test",
+                            {"bootstrap_servers": kafka_bootstrap})
+    state.connect()
+
+    def detector_state():
+        try:
+            (stored,) = state.read([(counts_topic, 0)])
+        except Exception:  # the state topic is created by the first checkpoint writer
+            return None
+        return stored
+
+    def applied():
+        stored = detector_state()
+        return 0 if stored is None or model_id not in stored.meta["detector"]["models"] else \
+            stored.meta["detector"]["models"][model_id]["n_production"]
+
+    from kafka import KafkaConsumer, TopicPartition
+
+    watcher = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=f"{group}.featurise", enable_auto_commit=False)
+
+    def featurised() -> int:
+        """Records the featurisers have checkpointed, over both partitions (monotone across kills)."""
+        return sum(watcher.committed(TopicPartition(topic, p)) or 0 for p in (0, 1))
+
+    kills, chunk = [], len(values) // 5
+    try:
+        for role in roles:
+            role.start()
+        for k in range(5):
+            first = k * chunk
+            _produce(kafka_bootstrap, topic, values[first:first + chunk], partition_of=lambda i, f=first: (f + i) % 2)
+            if k == 4:
+                break
+            point = first + rng.randrange(chunk // 5, chunk - chunk // 5)
+            _wait(lambda: featurised() >= point, f"the featurisers to checkpoint {point} records", roles)
+            victim = rng.choice(roles)
+            victim.kill9()
+            kills.append((victim.name, point))
+            victim.start()
+        production = expected.n_production
+        _wait(lambda: applied() == production, "the detector's checkpoint to hold every record", roles)
+        for role in roles:
+            role.terminate()
+    finally:
+        for role in roles:
+            role.ensure_dead()
+        watcher.close()
+    stored = detector_state()
+    state.close()
+    errors = [event["message"] for role in roles for n in range(1, role.starts + 1)
+              for line in (tmp_path / f"{role.name}-{n}.log").read_bytes().splitlines() if line.strip()
+              for event in [orjson.loads(line)] if event["level"] == "error" and event["logger"].startswith("janus")]
+    assert not errors, "Janus logged errors"
+    detector = stored.meta["detector"]
+    meta = detector["models"][model_id]
+    prefix = f"m{meta['slot']}."
+    assert meta["n_production"] == expected.n_production
+    assert np.array_equal(stored.arrays[prefix + "segment_records"], expected.segment_records)
+    for f, seen in enumerate(expected.seen):
+        assert np.array_equal(stored.arrays[f"{prefix}seen.{f}"], seen), f"learned counts of feature {f}"
+    assert detector["received"][model_id] == {f"{topic}[0]": 1500, f"{topic}[1]": 1500}
+    assert stored.epoch == roles[0].starts, "each detector start claimed the counts partition once"
+    print(f"\nsplit kill -9: {len(values)} records, kills (role, featurised records at the kill) {kills}, starts "
+          f"{ {r.name: r.starts for r in roles} }")
