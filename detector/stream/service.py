@@ -1,6 +1,10 @@
 """``janus serve``: the stream service around :class:`detector.pipeline.Pipeline`.
 
-One consumer group member reading one or more decision topics:
+One consumer group member reading one or more decision topics and running, for each partition it
+owns, the task of its role (:mod:`detector.stream.tasks`): ``all`` (the default) the whole
+pipeline; ``featurise`` the featuriser of the split roles, whose counts batches go to the counts
+topic; ``detect`` the detector of the split roles, reading the counts topic. What follows is
+said of ``all``; the split roles share all of it but the pipeline (:mod:`detector.split`).
 
 * **Micro-batches.** Each ``poll()`` returns up to ``max_poll_records`` records per call,
   grouped by partition; each partition's values go through *its own* Pipeline in one
