@@ -15,6 +15,8 @@ def register(p) -> None:
     for q in (show, drop):
         add_kafka_arguments(q)
         q.add_argument("--group-id", help="the consumer group of `janus serve` (default: the config's kafka.group_id)")
+        q.add_argument("--role", choices=["all", "featurise", "detect"], default="all",
+                       help="whose states: the role's own consumer group (detect: the counts topic's partitions)")
         q.add_argument("--state-topic", help="default: the config's checkpoint.topic")
     show.add_argument("--topic", action="append", help="source topic (repeatable; default: the config's kafka.topics)")
     drop.add_argument("--topic", required=True, help="the source topic of the partition")
@@ -30,13 +32,15 @@ def _store(args):
 
     from detector.stream.service import kafka_settings_from_config
     from detector.stream.state_topic import KafkaStateStore
+    from detector.stream.tasks import group_for_role
 
     config = kafka_config_from_args(config_of(args), args)
     checkpoint = config.checkpoint
     if args.state_topic:
         checkpoint = dataclasses.replace(checkpoint, topic=args.state_topic)
-    store = KafkaStateStore(checkpoint, args.group_id or config.kafka.group_id,
-                            f"janus-state-{socket.gethostname()}-{os.getpid()}", kafka_settings_from_config(config))
+    group = group_for_role(args.group_id or config.kafka.group_id, args.role)
+    store = KafkaStateStore(checkpoint, group, f"janus-state-{socket.gethostname()}-{os.getpid()}",
+                            kafka_settings_from_config(config))
     store.connect()
     return store, config
 
@@ -46,7 +50,7 @@ def _show(args) -> int:
 
     store, config = _store(args)
     try:
-        topics = args.topic or config.kafka.topics
+        topics = args.topic or ([config.split.counts_topic] if args.role == "detect" else config.kafka.topics)
         pairs = []
         for topic in topics:
             partitions = store.source_partitions(topic)
