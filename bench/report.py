@@ -368,13 +368,15 @@ def refusal_section(ref: dict | None) -> list[str]:
             f"are an upper estimate. Misread: {wrong or 'none'}.", ""]
 
 
-def scale_out_section(scale: dict | None) -> list[str]:
-    """One busy model over several processes (bench/scale_out.py)."""
+def scale_out_section(scale: dict | None, run: dict | None) -> list[str]:
+    """One busy model over several processes (bench/scale_out.py; ``run``: its part's meta)."""
     if not scale:
         return []
     one, two = scale["featurise"]
     ceiling, state = scale["detect_ceiling"], scale["state"]
+    when = f", run {run['finished']}" if run else ""
     lines = ["## One busy model across processes (split roles)", "",
+             f"bench/scale_out.py{when}: "
              f"{scale['records']:,} records of one model with long texts ({scale['mean_record_bytes']:,} bytes on "
              f"average), dealt round-robin to two partitions; blocks of {scale['block_records']} records; every role a "
              "`janus serve` process with its state in the Kafka state topic, on the embedded broker. Rates run from "
@@ -390,11 +392,12 @@ def scale_out_section(scale: dict | None) -> list[str]:
               f"ceiling (decode, merge, `Monitor.update_counts`, in one process): {_fmt(ceiling['blocks_per_s'])} "
               f"blocks/s, i.e. {_fmt(ceiling['records_per_s'])} records/s at {ceiling['records_per_block']} records "
               "a block for this model.", "",
-              "Checkpoints in the state topic (each a flushed `acks=all` write; chunks above 1 MB):", "",
-              "| whose state | checkpoints | bytes (median) | messages (max) | write time (median) |",
+              "Checkpoints in the state topic, as each process logged them (one line per checkpoint: the states of "
+              "all the partitions it owned, each a flushed `acks=all` write, chunked above 1 MB):", "",
+              "| whose state | checkpoints | bytes (median) | messages (most in one) | write time (median) |",
               "|---|---|---|---|---|"]
-    for role, label in (("featurise", "a featuriser's partition (de-duplication window, outbox)"),
-                        ("detect", "the detector's counts partition (Monitor, merge)")):
+    for role, label in (("featurise", "a featuriser (its partitions' de-duplication windows, outboxes)"),
+                        ("detect", "the detector (its counts partition: Monitor, blocks waiting to merge)")):
         st = state.get(role)
         if st:
             lines.append(f"| {label} | {st['checkpoints']} | {_fmt(st['bytes_median'])} | {st['messages_max']} | "
@@ -572,7 +575,7 @@ def markdown(results: dict, images: list[str], image_prefix: str) -> str:
                   "beside the rest): `make bench-soak` runs the backtest at 1M and 5M records and writes "
                   "bench/soak.json, the figure for \"RSS flat from 1M to 5M\"; `make bench` reports it when present.",
                   ""]
-    lines += scale_out_section(results.get("scale_out"))
+    lines += scale_out_section(results.get("scale_out"), (results.get("part_runs") or {}).get("scale_out"))
     soak = results.get("soak")
     if soak:
         lines += [f"From `make bench-soak` ({soak.get('date', 'date unknown')}, bench/soak.json):", "",
