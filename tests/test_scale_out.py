@@ -341,7 +341,8 @@ def _wait(condition, what, roles, timeout=240.0):
 def test_kill_9_of_any_role_at_random_points_ends_with_exact_counts(kafka_bootstrap, unique_topic, unique_name,
                                                                     tmp_path, drift_data):  # noqa: F811
     """Two featurisers and a detector as `janus serve` processes with state in Kafka only; SIGKILL
-    of a random role at random points, each restarted in a new empty directory. On a stream
+    of every role (and one more, in random order) at random points, each restarted in a new empty
+    directory: the restarted detector resumes its Monitor from the state topic. On a stream
     without change (so the null learns every record on both paths) the detector's final counts --
     learned counts per cell and code, records per segment, production total -- equal the backtest's,
     producer retries (de-duplicated per source partition) included."""
@@ -396,6 +397,7 @@ def test_kill_9_of_any_role_at_random_points_ends_with_exact_counts(kafka_bootst
         """Records the featurisers have checkpointed, over both partitions (monotone across kills)."""
         return sum(watcher.committed(TopicPartition(topic, p)) or 0 for p in (0, 1))
 
+    victims = rng.sample(roles, len(roles)) + [rng.choice(roles)]  # every role at least once, in random order
     kills, chunk = [], len(values) // 5
     try:
         for role in roles:
@@ -407,7 +409,7 @@ def test_kill_9_of_any_role_at_random_points_ends_with_exact_counts(kafka_bootst
                 break
             point = first + rng.randrange(chunk // 5, chunk - chunk // 5)
             _wait(lambda: featurised() >= point, f"the featurisers to checkpoint {point} records", roles)
-            victim = rng.choice(roles)
+            victim = victims[k]
             victim.kill9()
             kills.append((victim.name, point))
             victim.start()
