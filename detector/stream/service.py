@@ -141,9 +141,11 @@ class _Partition:
 class StreamService:
     """Consume decision topics in a consumer group and run one Pipeline per owned partition.
 
-    Every keyword left as ``None`` comes from ``config`` (``[kafka]``, ``[checkpoint]``);
-    ``kafka_overrides`` replaces :func:`kafka_kwargs` settings (e.g. ``bootstrap_servers``,
-    ``max_poll_interval_ms``, security options).
+    Every keyword left as ``None`` comes from ``config`` (``[kafka]``, ``[checkpoint]``,
+    ``[split]``); ``kafka_overrides`` replaces :func:`kafka_kwargs` settings (e.g.
+    ``bootstrap_servers``, ``max_poll_interval_ms``, security options). ``role`` is ``all``,
+    ``featurise`` or ``detect`` (:mod:`detector.stream.tasks`); ``checkpoint_dir`` keeps the state
+    in that directory instead of the configured backend (:mod:`detector.stream.state`).
     """
 
     def __init__(
