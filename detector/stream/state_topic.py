@@ -101,11 +101,12 @@ class KafkaStateStore:
             return len(partitions)
         from detector.stream.broker import create_topics
 
-        security = {k: v for k, v in self._settings.items() if k.startswith(("security_", "sasl_", "ssl_"))}
+        admin = kafka_kwargs("admin", client_id=f"{self.writer}-state-admin", **self._settings)
+        servers = admin.pop("bootstrap_servers")
         try:
-            create_topics(self._settings["bootstrap_servers"], [self.topic], self.config.topic_partitions,
+            create_topics(servers, [self.topic], self.config.topic_partitions,
                           replication_factor=self.config.replication_factor,
-                          topic_configs={"cleanup.policy": "compact"}, **security)
+                          topic_configs={"cleanup.policy": "compact"}, **admin)
         except JanusError as exc:
             raise JanusError(
                 f"the state topic {self.topic!r} does not exist and cannot be created ({exc}); create it with "
