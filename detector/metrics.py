@@ -226,11 +226,6 @@ class JanusMetrics:
             "janus_checkpoint_write_seconds",
             "Time the last checkpoint took to write its states (flushed to the state topic, or fsynced files).",
             registry=reg)
-        self.counts_batches = PromCounter(
-            "janus_counts_batches_total",
-            "janus serve --role detect: counts batches from the featurisers by outcome (applied, replayed, fenced, "
-            "overlap, stale_baseline, baseline_missing).",
-            ("outcome",), registry=reg)
         self.model_partitions = Gauge(
             "janus_model_partitions",
             "Partitions of this instance on which a model has detectors of its own; summed over instances, more "
@@ -258,6 +253,8 @@ class JanusMetrics:
         # Review gauges are registered by the first set_review (janus serve, docs/review.md): a
         # batch run without a review status exports no such names rather than empty ones.
         self._review: dict[str, tuple[Gauge, set[tuple[str, ...]]]] = {}
+        # Likewise the counts batches of `janus serve --role detect`, at the first batch with some.
+        self._counts_batches: PromCounter | None = None
 
         self._counter_keys: dict[str, set[tuple[tuple[str, ...], PromCounter]]] = {}  # model label → series
         self.models = LabelCap(config.max_models, "model_id", self.folded, on_evict=self._evict_model)
@@ -329,8 +326,13 @@ class JanusMetrics:
         for reason, n in rejected.items():
             self.rejected.labels(reason).inc(n)
 
+        if result.counts_batches and self._counts_batches is None:
+            self._counts_batches = PromCounter(
+                "janus_counts_batches_total",
+                "janus serve --role detect: counts batches from the featurisers by outcome (applied, replayed, "
+                "fenced, overlap, stale_baseline, baseline_missing, bad_shape).", ("outcome",), registry=self.registry)
         for outcome, n in result.counts_batches.items():
-            self.counts_batches.labels(self.outcomes.get(outcome)).inc(n)
+            self._counts_batches.labels(self.outcomes.get(outcome)).inc(n)
 
         missing: Counter[str] = Counter()
         for model_id, n in result.baseline_missing.items():

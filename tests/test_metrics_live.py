@@ -337,6 +337,8 @@ NO_DATA_EXPECTED = {
     # registers them on its first set_review).
     "janus_review_violation_rate": "set by janus serve from the verdict log (docs/review.md), not by a batch run",
     "janus_review_pending": "set by janus serve from the verdict log (docs/review.md), not by a batch run",
+    # Counts batches exist only in the split roles (janus serve --role detect), never in this pipeline.
+    "janus_counts_batches_total": "counted by janus serve --role detect (docs/runbooks.md), not by a batch run",
 }
 
 
