@@ -273,3 +273,40 @@ def test_serve_stops_writing_a_partition_another_owner_claimed(kafka_bootstrap, 
         runner.stop()
     assert f"{topic}[0] was claimed by a newer owner (epoch 2, ours 1)" in caplog.text
     assert files.load(topic, 0)[1] == {"by": "new owner"}
+
+
+@pytest.mark.kafka
+def test_serve_claims_again_while_the_state_topic_is_unavailable(kafka_bootstrap, unique_topic, unique_name,
+                                                                drift_data, monkeypatch, caplog):  # noqa: F811
+    """Kafka briefly unable to serve the state topic at assignment: the partition stays paused
+    and is claimed again with backoff, not consumed without its state nor given up."""
+    import io
+
+    from detector.stream.service import StreamService
+    from detector.stream.state import StateUnavailable
+    from detector.stream.state_topic import KafkaStateStore
+
+    store, values, _ = drift_data
+    topic = unique_topic("flaky")
+    _produce(kafka_bootstrap, topic, values[:300])
+    real, failures = KafkaStateStore.claim, []
+
+    def flaky(self, partitions):
+        if len(failures) < 2:
+            failures.append(partitions)
+            raise StateUnavailable("writing the claim failed: KafkaTimeoutError: simulated")
+        return real(self, partitions)
+
+    monkeypatch.setattr(KafkaStateStore, "claim", flaky)
+    config = JanusConfig(checkpoint=CheckpointConfig(topic=unique_name("state")))
+    service = StreamService(store, config, topics=[topic], group_id=unique_name("g"), arl=1000.0,
+                            alert_stream=io.StringIO(), poll_timeout_ms=200,
+                            kafka_overrides=dict(bootstrap_servers=kafka_bootstrap, max_poll_interval_ms=5000,
+                                                 session_timeout_ms=6000))
+    with caplog.at_level(logging.WARNING, logger="janus.stream"):
+        runner = _Runner(service)
+        runner.wait_for(lambda: service.stats.records >= 300, what="the records after the claim succeeded")
+        assert runner.stop() == 0
+    assert len(failures) == 2 and service.stats.records == 300
+    assert f"cannot claim {topic}[0] yet (writing the claim failed: KafkaTimeoutError: simulated); retrying in 1 s" \
+        in caplog.text and "retrying in 2 s" in caplog.text

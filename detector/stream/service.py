@@ -69,7 +69,7 @@ from detector.pipeline import BatchResult
 from detector.stream.checkpoint import StateFenced
 from detector.stream.dlq import DeadLetterPublisher
 from detector.stream.kafka_config import kafka_kwargs
-from detector.stream.state import Claim, open_state_store
+from detector.stream.state import Claim, StateUnavailable, open_state_store
 from detector.stream.tasks import ROLES, PartitionTask, group_for_role, new_task, restore_task, state_document
 
 log = logging.getLogger("janus.stream")
@@ -228,6 +228,7 @@ class StreamService:
         self.stats = ServiceStats()
         self._parts: dict[Any, _Partition] = {}  # TopicPartition → state
         self._to_claim: set = set()  # assigned and paused until the main thread claims them
+        self._claim_retry_at, self._claim_backoff = 0.0, 0.0  # while the state store is unavailable
         self._spread_reported: dict[str, int] = {}  # model id → partitions when last reported
         # Called on the main thread after the owned partitions changed (metrics drop what moved away).
         self.on_assignment: Callable[[], None] | None = None
@@ -710,17 +711,27 @@ class StreamService:
 
     def _claim_assigned(self) -> None:
         """Claim the partitions assigned by the last poll(), restore their tasks and resume them."""
+        if time.monotonic() < self._claim_retry_at:
+            return
         pending = sorted(self._to_claim)
         self._to_claim.clear()
         try:
             claims = self.state.claim([(tp.topic, tp.partition) for tp in pending])
             tasks = [self._task_for(claim) for claim in claims]
+        except StateUnavailable as exc:  # Kafka away: the partitions stay paused, claimed again later
+            self._to_claim.update(pending)
+            self._claim_backoff = min(30.0, 2 * self._claim_backoff or 1.0)
+            self._claim_retry_at = time.monotonic() + self._claim_backoff
+            log.warning("cannot claim %s yet (%s); retrying in %.0f s",
+                        ", ".join(f"{tp.topic}[{tp.partition}]" for tp in pending), exc, self._claim_backoff)
+            return
         except JanusError as exc:
             # Never guess: a partition whose state cannot be restored is not consumed at all.
             where = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in pending)
             log.error("cannot take over %s: %s", where, exc)
             self._fatal = JanusError(f"cannot take over {where}: {exc}")
             return
+        self._claim_backoff = 0.0
         for tp, claim, task in zip(pending, claims, tasks):
             restored = claim.restored
             offset = restored.offset if restored is not None else None

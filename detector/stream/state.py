@@ -26,9 +26,14 @@ from detector.config import CheckpointConfig
 from detector.errors import JanusError
 from detector.stream.checkpoint import CheckpointStore, StoredState
 
-__all__ = ["BACKENDS", "Claim", "DirectoryStateStore", "StateStore", "Written", "open_state_store"]
+__all__ = ["BACKENDS", "Claim", "DirectoryStateStore", "StateStore", "StateUnavailable", "Written",
+           "open_state_store"]
 
 BACKENDS = ("kafka", "directory")
+
+
+class StateUnavailable(JanusError):
+    """The state store cannot be read or written right now (Kafka away); worth retrying."""
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from detector.config import CheckpointConfig
 from detector.errors import JanusError
 from detector.stream.checkpoint import StoredState, decode_checkpoint, encode_checkpoint
 from detector.stream.kafka_config import kafka_kwargs
-from detector.stream.state import Claim, Written
+from detector.stream.state import Claim, StateUnavailable, Written
 from detector.stream.state_layout import (
     DROP_FIX,
     RECORD_OVERHEAD,
@@ -165,23 +165,28 @@ class KafkaStateStore:
     def _read(self, partition: int) -> dict[bytes, bytes | None]:
         """The last value of every key in one state partition (None: deleted)."""
         from kafka import TopicPartition
+        from kafka.errors import KafkaError
 
         tp = TopicPartition(self.topic, partition)
         reader = self._reader
-        reader.assign([tp])
-        reader.seek_to_beginning(tp)
-        end = reader.end_offsets([tp])[tp]
         latest: dict[bytes, bytes | None] = {}
-        deadline = time.monotonic() + READ_TIMEOUT_S
-        while reader.position(tp) < end:
-            if time.monotonic() > deadline:
-                raise JanusError(f"reading the state topic {self.topic}[{partition}] took over {READ_TIMEOUT_S:.0f} s "
-                                 f"(at offset {reader.position(tp)} of {end}); is it compacted "
-                                 f"(cleanup.policy=compact)?")
-            for records in reader.poll(timeout_ms=500).values():
-                for record in records:
-                    if record.key is not None:
-                        latest[record.key] = record.value
+        try:
+            reader.assign([tp])
+            reader.seek_to_beginning(tp)
+            end = reader.end_offsets([tp])[tp]
+            deadline = time.monotonic() + READ_TIMEOUT_S
+            while reader.position(tp) < end:
+                if time.monotonic() > deadline:
+                    raise StateUnavailable(
+                        f"reading the state topic {self.topic}[{partition}] took over {READ_TIMEOUT_S:.0f} s (at "
+                        f"offset {reader.position(tp)} of {end}); is it compacted (cleanup.policy=compact)?")
+                for records in reader.poll(timeout_ms=500).values():
+                    for record in records:
+                        if record.key is not None:
+                            latest[record.key] = record.value
+        except KafkaError as exc:
+            raise StateUnavailable(f"reading the state topic {self.topic}[{partition}] failed: "
+                                   f"{type(exc).__name__}: {exc}") from None
         return latest
 
     # ---- save ---------------------------------------------------------------------------------------
@@ -202,16 +207,16 @@ class KafkaStateStore:
         return Written(len(blob), len(records), time.perf_counter() - started)
 
     def _send(self, partition: int, records: list[tuple[bytes, bytes | None]], what: str) -> None:
-        futures = [self._producer.send(self.topic, key=key, value=value, partition=partition)
-                   for key, value in records]
-        self._producer.flush(timeout=60)
-        for future in futures:
-            try:
+        try:
+            futures = [self._producer.send(self.topic, key=key, value=value, partition=partition)
+                       for key, value in records]
+            self._producer.flush(timeout=60)
+            for future in futures:
                 future.get(timeout=60)
-            except Exception as exc:
-                hint = ""
-                if "TooLarge" in type(exc).__name__:
-                    hint = (f"; set [checkpoint] max_message_bytes (now {self.config.max_message_bytes}) below the "
-                            f"state topic's max.message.bytes")
-                raise JanusError(f"writing {what} to {self.topic}[{partition}] failed: "
-                                 f"{type(exc).__name__}: {exc}{hint}") from None
+        except Exception as exc:  # kafka-python's errors, raised by send() or by the future
+            if "TooLarge" in type(exc).__name__:
+                raise JanusError(f"writing {what} to {self.topic}[{partition}] failed: {type(exc).__name__}: {exc}; "
+                                 f"set [checkpoint] max_message_bytes (now {self.config.max_message_bytes}) below the "
+                                 f"state topic's max.message.bytes") from None
+            raise StateUnavailable(f"writing {what} to {self.topic}[{partition}] failed: "
+                                   f"{type(exc).__name__}: {exc}") from None
