@@ -283,7 +283,7 @@ def test_serve_claims_again_while_the_state_topic_is_unavailable(kafka_bootstrap
     import io
 
     from detector.stream.service import StreamService
-    from detector.stream.state import StateUnavailable
+    from detector.stream.checkpoint import StateUnavailable
     from detector.stream.state_topic import KafkaStateStore
 
     store, values, _ = drift_data

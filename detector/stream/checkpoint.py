@@ -1,5 +1,6 @@
 """Checkpoints of per-partition detector state together with the offset they reflect: the record
-format, and the directory backend that stores one record per file.
+format, the types every backend shares (a claim, the cost of a write, fencing and unavailability
+errors), and the directory backend that stores one record per file.
 
 The record (:func:`encode_checkpoint` / :func:`decode_checkpoint`), the same bytes in a file and
 in the Kafka state topic (:mod:`detector.stream.state_topic`): a magic line, a JSON header
@@ -54,8 +55,8 @@ import numpy as np
 
 from detector.errors import JanusError
 
-__all__ = ["Checkpoint", "CheckpointCorrupt", "CheckpointStore", "FORMAT_VERSION", "StateFenced", "StoredState",
-           "decode_checkpoint", "encode_checkpoint"]
+__all__ = ["Checkpoint", "CheckpointCorrupt", "CheckpointStore", "Claim", "FORMAT_VERSION", "StateFenced",
+           "StateUnavailable", "StoredState", "Written", "decode_checkpoint", "encode_checkpoint"]
 
 MAGIC = b"JANUS-CHECKPOINT\n"
 FORMAT_VERSION = 1
@@ -90,6 +91,29 @@ class CheckpointCorrupt(JanusError):
 
 class StateFenced(JanusError):
     """A newer owner has claimed the partition: this (stale) owner's state is not written."""
+
+
+class StateUnavailable(JanusError):
+    """The state store cannot be read or written right now (Kafka away); worth retrying."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One partition taken over: the state to resume from (None: none) and this owner's epoch."""
+
+    topic: str
+    partition: int
+    epoch: int
+    restored: StoredState | None
+
+
+@dataclass(frozen=True)
+class Written:
+    """The cost of one checkpoint write."""
+
+    bytes: int
+    messages: int  # Kafka records (chunks + manifest), or 1 file
+    seconds: float
 
 
 def _component(name: str, what: str) -> str:

@@ -66,10 +66,10 @@ from detector.baseline.store import BaselineStore
 from detector.config import JanusConfig
 from detector.errors import JanusError
 from detector.pipeline import BatchResult
-from detector.stream.checkpoint import StateFenced
+from detector.stream.checkpoint import Claim, StateFenced, StateUnavailable
 from detector.stream.dlq import DeadLetterPublisher
 from detector.stream.kafka_config import kafka_kwargs, kafka_settings_from_config
-from detector.stream.state import Claim, StateUnavailable, open_state_store
+from detector.stream.state import open_state_store
 from detector.stream.tasks import ROLES, PartitionTask, group_for_role, new_task, restore_task, state_document
 
 log = logging.getLogger("janus.stream")

@@ -3,7 +3,10 @@ adapter, and the choice between backends (``[checkpoint] backend``).
 
 An owner *claims* the partitions it is assigned (reading their newest state and fencing older
 owners, see :mod:`detector.stream.checkpoint` and :mod:`detector.stream.state_layout`), then
-*saves* state and offset together, every time with the epoch of its claim.
+*saves* state and offset together, every time with the epoch of its claim. The types both
+backends share (:class:`~detector.stream.checkpoint.Claim`, ``Written``, ``StateFenced``,
+``StateUnavailable``) live in :mod:`detector.stream.checkpoint`, so that this module and
+:mod:`detector.stream.state_topic` need not import each other.
 
 * ``backend = "kafka"`` (default): the compacted state topic ``[checkpoint] topic``
   (:class:`detector.stream.state_topic.KafkaStateStore`): any instance on any host resumes a
@@ -17,42 +20,17 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 from detector.config import CheckpointConfig
 from detector.errors import JanusError
-from detector.stream.checkpoint import CheckpointStore, StoredState
+from detector.stream.checkpoint import CheckpointStore, Claim, Written
 
-__all__ = ["BACKENDS", "Claim", "DirectoryStateStore", "StateStore", "StateUnavailable", "Written",
-           "open_state_store"]
+__all__ = ["BACKENDS", "DirectoryStateStore", "StateStore", "open_state_store"]
 
 BACKENDS = ("kafka", "directory")
-
-
-class StateUnavailable(JanusError):
-    """The state store cannot be read or written right now (Kafka away); worth retrying."""
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One partition taken over: the state to resume from (None: none) and this owner's epoch."""
-
-    topic: str
-    partition: int
-    epoch: int
-    restored: StoredState | None
-
-
-@dataclass(frozen=True)
-class Written:
-    """The cost of one checkpoint write."""
-
-    bytes: int
-    messages: int  # Kafka records (chunks + manifest), or 1 file
-    seconds: float
 
 
 class StateStore(Protocol):

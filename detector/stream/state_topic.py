@@ -29,9 +29,15 @@ import numpy as np
 
 from detector.config import CheckpointConfig
 from detector.errors import JanusError
-from detector.stream.checkpoint import StoredState, decode_checkpoint, encode_checkpoint
+from detector.stream.checkpoint import (
+    Claim,
+    StateUnavailable,
+    StoredState,
+    Written,
+    decode_checkpoint,
+    encode_checkpoint,
+)
 from detector.stream.kafka_config import kafka_kwargs
-from detector.stream.state import Claim, StateUnavailable, Written
 from detector.stream.state_layout import (
     DROP_FIX,
     RECORD_OVERHEAD,
