@@ -214,7 +214,9 @@ def test_counts_of_a_batch_fire_naming_its_last_record_with_the_records_path_sen
     # the batch whose counts crossed, or the next one: its statistic restarts only at batch ends
     assert first.record_index <= ours.record_index < (first.record_index // 50 + 2) * 50
     assert ours.record_index % 50 == 49 and ours.decision_id == production[ours.record_index].decision_id
-    assert ours.message.startswith("refusal = true: ") and "in production over the last ~" in ours.message
+    for event in (first, ours):  # one sentence for both paths: what the model did, production first
+        assert event.message.startswith("refused: ") and " in production vs " in event.message
+        assert "in evaluation over the last ~" in event.message
     assert by_counts.n_production == len(production)
 
 
