@@ -430,14 +430,9 @@ class Monitor:
         for s in np.flatnonzero(segment_n):
             with np.errstate(over="ignore"):  # an e-value beyond e^709 is capped all the same
                 batch_ratio = np.exp(step[s])[None, :]
-            # The batch is one row, stamped with its evidence's time, as the records path runs its rows.
-            done = self.sr.run(np.exp(self.log_r[s]), self.firing[s], self.quiet_time[s], batch_ratio,
-                               np.array([evidence.time]))
-            with np.errstate(divide="ignore"):
-                self.log_r[s] = np.log(done.r)
-            self.firing[s], self.quiet_time[s] = done.firing, done.quiet_time
-            events += [self._event(int(s), t.feature, 0, t.log_statistic, np.log(t.r), view, t.status, t.since)
-                       for t in done.transitions]
+            # The records path's run over one row, the batch, whose evidence stands for its records.
+            found = self._run_segment(int(s), np.zeros(1, dtype=np.int64), batch_ratio, view)
+            events += [event for _, event in found]
             self.segment_records[s] += int(segment_n[s])
         self.n_production += int(segment_n[: self.n_segments].sum())
         return events
@@ -507,13 +502,14 @@ class Evidence:
 
 
 class _CountsEvidence:
-    """A batch known only by its counts, as :meth:`Monitor._event` reads a :class:`_Batch`: one
-    record (the evidence) stands for it, at the window with its counts added."""
+    """A batch known only by its counts, as :meth:`Monitor._run_segment` and :meth:`Monitor._event`
+    read a :class:`_Batch`: one record (the evidence) stands for it, at the window with its counts
+    added."""
 
     def __init__(self, evidence: Evidence, window: list[np.ndarray]):
         self.decision_ids = [evidence.decision_id]
         self.positions = [evidence.record_index]
-        self.times = [evidence.time]
+        self.times = np.array([evidence.time])
         self._window = window
 
     def window_at(self, row: int, f: int, decay: float) -> np.ndarray:
