@@ -372,6 +372,47 @@ def refusal_section(ref: dict | None) -> list[str]:
             f"are an upper estimate. Misread: {wrong or 'none'}.", ""]
 
 
+def scale_out_section(scale: dict | None, run: dict | None) -> list[str]:
+    """One busy model over several processes (bench/scale_out.py; ``run``: its part's meta)."""
+    if not scale:
+        return []
+    one, two = scale["featurise"]
+    ceiling, state = scale["detect_ceiling"], scale["state"]
+    when = f", run {run['finished']}" if run else ""
+    lines = ["## One busy model across processes (split roles)", "",
+             f"bench/scale_out.py{when}: "
+             f"{scale['records']:,} records of one model with long texts ({scale['mean_record_bytes']:,} bytes on "
+             f"average), dealt round-robin to two partitions; blocks of {scale['block_records']} records; every role a "
+             "`janus serve` process with its state in the Kafka state topic, on the embedded broker. Rates run from "
+             "the first record to the last after the consumer group settled; the machine's other work shares the "
+             "cores (load average at the end of each run in the table), so records per CPU-second is the per-process "
+             "figure and the wall-clock ratio is what the free cores allowed.", "",
+             "| `--role featurise` processes → one `--role detect` | records/s (wall) | records per CPU-second, "
+             "per featuriser | cores kept busy | load average |", "|---|---|---|---|---|"]
+    for r in (one, two):
+        lines.append(f"| {r['featurisers']} | {_fmt(r['records_per_s'])} | {_fmt(r['records_per_cpu_s'])} | "
+                     f"{r['cores_busy']} | {r['load_average']} |")
+    lines += ["", f"Two featurisers over one: **×{scale['ratio_two_over_one']}** records/s. The detector's own "
+              f"ceiling (decode, merge, `Monitor.update_counts`, in one process): {_fmt(ceiling['blocks_per_s'])} "
+              f"blocks/s, i.e. {_fmt(ceiling['records_per_s'])} records/s at {ceiling['records_per_block']} records "
+              "a block for this model.", "",
+              "Checkpoints in the state topic, as each process logged them (one line per checkpoint: the states of "
+              "all the partitions it owned, each a flushed `acks=all` write, chunked above 1 MB):", "",
+              "| whose state | checkpoints | bytes (median) | messages (most in one) | write time (median) |",
+              "|---|---|---|---|---|"]
+    for role, label in (("featurise", "a featuriser (its partitions' de-duplication windows, outboxes)"),
+                        ("detect", "the detector (its counts partition: Monitor, blocks waiting to merge)")):
+        st = state.get(role)
+        if st:
+            lines.append(f"| {label} | {st['checkpoints']} | {_fmt(st['bytes_median'])} | {st['messages_max']} | "
+                         f"{st['ms_median']} ms |")
+    whole = state["all"]
+    lines += [f"| `--role all`: a partition's whole pipeline after {whole['records']:,} records "
+              f"({whole['dedup_window']:,} ids in its de-duplication window) | 5 | {_fmt(whole['bytes'])} | "
+              f"{whole['messages']} | {whole['ms_median']} ms |", ""]
+    return lines
+
+
 def markdown(results: dict, images: list[str], image_prefix: str) -> str:
     m = results["meta"]
     lines = ["# Benchmarks", "",
@@ -538,6 +579,7 @@ def markdown(results: dict, images: list[str], image_prefix: str) -> str:
                   "beside the rest): `make bench-soak` runs the backtest at 1M and 5M records and writes "
                   "bench/soak.json, the figure for \"RSS flat from 1M to 5M\"; `make bench` reports it when present.",
                   ""]
+    lines += scale_out_section(results.get("scale_out"), (results.get("part_runs") or {}).get("scale_out"))
     soak = results.get("soak")
     if soak:
         lines += [f"From `make bench-soak` ({soak.get('date', 'date unknown')}, bench/soak.json):", "",

@@ -5,11 +5,11 @@
     .venv-bench/bin/python bench/run.py --parts whole --merge   # re-run one part, keep the others
 
 Each part runs in its own process (single_stream.py, whole_stream.py, realistic_logs.py,
-refusal_recogniser.py, throughput.py, stages.py) and writes
+refusal_recogniser.py, throughput.py, stages.py, scale_out.py) and writes
 ``<out>/parts/<part>.json``; a failed part is reported in results.json and does not hide the rest.
 The detection parts (single-stream changes in two parts, whole streams) run in two lanes side by side,
-one per core; the throughput parts (throughput, stages) then run alone, one after the other, so their
-rates are not shared with the benchmark itself.
+one per core; the throughput parts (throughput, stages, scale_out) then run alone, one after the other, so
+their rates are not shared with the benchmark itself.
 """
 
 from __future__ import annotations
@@ -45,7 +45,10 @@ def part_commands(quick: bool, backtest_records: str | None = None, serve_record
             # Per-stage rates (parse, featurise, detect) from bench/stages.py; its serve part is
             # left to throughput.py, which runs `janus serve` itself.
             "stages": [str(HERE / "stages.py"), *(["-n", "10000", "--repeat", "1"] if quick else ["-n", "30000"]),
-                       "--no-serve"]}
+                       "--no-serve"],
+            # One busy model: one vs two featuriser processes feeding one detector, the detector's
+            # ceiling, state-topic checkpoint size and time (bench/scale_out.py).
+            "scale_out": [str(HERE / "scale_out.py"), *flag]}
 
 
 # CPU-bound detection parts: one lane per core, a lane's parts one after the other; the single-stream
@@ -111,7 +114,7 @@ def git() -> tuple[str, bool]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="few runs: minutes, for development")
-    parser.add_argument("--parts", help="comma-separated subset (default: all; quick: all but stages)")
+    parser.add_argument("--parts", help="comma-separated subset (default: all; quick: all but stages and scale_out)")
     parser.add_argument("--merge", action="store_true", help="keep part results already in the output folder")
     parser.add_argument("--backtest-records", help="comma-separated log sizes (default 1000000; quick 50000)")
     parser.add_argument("--serve-records", help="records on the serve topic (default 50000; quick 10000)")
@@ -120,8 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     parts_dir = out_dir / "parts"
     parts_dir.mkdir(parents=True, exist_ok=True)
     commands = part_commands(args.quick, args.backtest_records, args.serve_records)
-    # quick leaves out the per-stage rates (bench/stages.py): make bench-quick must stay under 2 minutes
-    default = ",".join(p for p in commands if not (args.quick and p == "stages"))
+    # quick leaves out the per-stage rates and the scale-out (bench/stages.py, bench/scale_out.py): make
+    # bench-quick must stay under 2 minutes
+    default = ",".join(p for p in commands if not (args.quick and p in ("stages", "scale_out")))
     parts = args.parts if args.parts is not None else default
     wanted = [p.strip() for p in parts.split(",") if p.strip()]
     unknown = set(wanted) - set(commands)

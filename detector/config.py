@@ -184,9 +184,34 @@ class KafkaConfig:
 
 @dataclass(frozen=True)
 class CheckpointConfig:
-    directory: str = "checkpoints"
+    """Where and how often `janus serve` saves each partition's state with its offset
+    (detector.stream.state; docs/runbooks.md, "State layouts")."""
+
+    backend: str = "kafka"  # "kafka": the compacted state topic; "directory": files (one shared volume)
+    topic: str = "janus.state"  # backend = "kafka"
+    directory: str = "checkpoints"  # backend = "directory" (or `janus serve --checkpoint-dir`)
     every_records: int = 50_000
     every_seconds: float = 10.0
+    # The state topic's max.message.bytes (Kafka's default): larger states are written in chunks.
+    max_message_bytes: int = 1_000_000
+    # Used only when Janus creates the state topic (compacted) because it does not exist.
+    topic_partitions: int = 6
+    replication_factor: int = -1  # -1: the broker's default.replication.factor
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """The split roles for one busy model: `janus serve --role featurise` / `--role detect`
+    (detector.split; docs/runbooks.md, "Scale-out of one busy model")."""
+
+    counts_topic: str = "janus.counts"  # featurisers → detectors, keyed by model id
+    # A block of featurised records closes at every multiple of this many offsets (and at each
+    # checkpoint): one counts message per model and block, one detector step.
+    block_records: int = 1_000
+    # The detector applies a model's blocks from several source partitions in record-time order:
+    # a block waits for the other sources' at most this long, and at most this many per source.
+    merge_wait_seconds: float = 5.0
+    merge_blocks: int = 16
 
 
 @dataclass(frozen=True)
@@ -256,6 +281,7 @@ class JanusConfig:
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     probes: ProbeConfig = field(default_factory=ProbeConfig)
     review: ReviewConfig = field(default_factory=ReviewConfig)
@@ -302,6 +328,9 @@ _CHECKS: dict[str, tuple[Any, str]] = {
         lambda v: all(t in ("evaluation", "production") for t in v.values()),
         'a table of topic = "evaluation" | "production"',
     ),
+    "checkpoint.backend": (lambda v: v in ("kafka", "directory"), '"kafka" or "directory"'),
+    "checkpoint.max_message_bytes": (lambda v: v >= 16 * 1024, ">= 16384"),
+    "checkpoint.replication_factor": (lambda v: v == -1 or v >= 1, "-1 (the broker's default) or >= 1"),
     "probes.alpha": (lambda v: 0 < v < 1, "in (0, 1)"),
     "probes.alternatives": (lambda v: all(0.5 < p < 1 for p in v), "a list of probabilities in (0.5, 1)"),
     "detection.on_protocol_change": (lambda v: v in ("continue", "pause"), '"continue" or "pause"'),

@@ -219,6 +219,18 @@ class JanusMetrics:
             ("topic", "partition"), registry=reg)
         self.checkpoint = Gauge(
             "janus_last_checkpoint_timestamp_seconds", "Unix time of the last checkpoint written.", registry=reg)
+        self.checkpoint_bytes = Gauge(
+            "janus_checkpoint_bytes", "Size of the last checkpoint: the states of every partition it wrote, in bytes.",
+            registry=reg)
+        self.checkpoint_seconds = Gauge(
+            "janus_checkpoint_write_seconds",
+            "Time the last checkpoint took to write its states (flushed to the state topic, or fsynced files).",
+            registry=reg)
+        self.model_partitions = Gauge(
+            "janus_model_partitions",
+            "Partitions of this instance on which a model has detectors of its own; summed over instances, more "
+            "than 1 means each spends the model's whole ARL budget.",
+            ("model_id",), registry=reg)
         self.folded = PromCounter(
             "janus_labels_folded_total",
             'Label values folded into "other" because a cardinality cap ([metrics] max_*) was reached '
@@ -241,14 +253,18 @@ class JanusMetrics:
         # Review gauges are registered by the first set_review (janus serve, docs/review.md): a
         # batch run without a review status exports no such names rather than empty ones.
         self._review: dict[str, tuple[Gauge, set[tuple[str, ...]]]] = {}
+        # Likewise the counts batches of `janus serve --role detect`, at the first batch with some.
+        self._counts_batches: PromCounter | None = None
 
         self._counter_keys: dict[str, set[tuple[tuple[str, ...], PromCounter]]] = {}  # model label → series
         self.models = LabelCap(config.max_models, "model_id", self.folded, on_evict=self._evict_model)
         self._segments: dict[str, LabelCap] = {}  # model label → its segment cap
         self.reasons = LabelCap(MAX_REASONS, "reason", self.folded)
-        self.outcomes = LabelCap(MAX_REASONS, "outcome", self.folded)  # detector.probes.pairing.OUTCOMES: 9
+        # detector.probes.pairing.OUTCOMES (9) and detector.split.detect.OUTCOMES (6)
+        self.outcomes = LabelCap(MAX_REASONS, "outcome", self.folded)
         self._views: dict[str, _ModelView] = {}  # model id (raw) → view
         self._lag_keys: set[tuple[str, str]] = set()
+        self._model_partition_keys: set[str] = set()
 
     # ---- label caps ------------------------------------------------------------------------------
     def _segment_cap(self, model: str) -> LabelCap:
@@ -310,6 +326,14 @@ class JanusMetrics:
         for reason, n in rejected.items():
             self.rejected.labels(reason).inc(n)
 
+        if result.counts_batches and self._counts_batches is None:
+            self._counts_batches = PromCounter(
+                "janus_counts_batches_total",
+                "janus serve --role detect: counts batches from the featurisers by outcome (applied, replayed, "
+                "fenced, overlap, stale_baseline, baseline_missing, bad_shape).", ("outcome",), registry=self.registry)
+        for outcome, n in result.counts_batches.items():
+            self._counts_batches.labels(self.outcomes.get(outcome)).inc(n)
+
         missing: Counter[str] = Counter()
         for model_id, n in result.baseline_missing.items():
             model = models.get(model_id)
@@ -369,8 +393,24 @@ class JanusMetrics:
             self._lag_keys.discard(key)
             _remove(self.lag, key)
 
-    def set_checkpoint(self, ts: float | None = None) -> None:
+    def set_checkpoint(self, ts: float | None = None, *, size_bytes: int = 0, seconds: float = 0.0) -> None:
+        """The last checkpoint: its time, size and write time."""
         self.checkpoint.set(time.time() if ts is None else float(ts))
+        self.checkpoint_bytes.set(float(size_bytes))
+        self.checkpoint_seconds.set(float(seconds))
+
+    def set_model_partitions(self, partitions: dict[str, int]) -> None:
+        """Replace ``janus_model_partitions``: model id → partitions of this instance with its detectors
+        (models through the model cap; folded ones report their largest count)."""
+        values: dict[str, float] = {}
+        for model_id, n in partitions.items():
+            model = self.models.get(model_id, trusted=model_id in self._views)
+            values[model] = max(values.get(model, 0.0), float(n))
+        for model in self._model_partition_keys - set(values):
+            _remove(self.model_partitions, (model,))
+        for model, n in values.items():
+            self.model_partitions.labels(model).set(n)
+        self._model_partition_keys = set(values)
 
     def set_review(self, pending: dict[str, int], rates: dict[tuple[str, str, str], float]) -> None:
         """Replace the review gauges: ``pending`` model_id → count, ``rates`` (model_id, traffic,

@@ -18,18 +18,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import orjson
 
 from detector.baseline.store import BaselineStore
 from detector.config import JanusConfig
-from detector.dedup import DuplicateFilter
 from detector.errors import JanusError
-from detector.formats import format_of
 from detector.heap import gc_paused
+from detector.intake import Intake
 from detector.monitor import AlertEvent, Monitor
 from detector.probes.pairing import EXPIRED, NO_BASELINE
 from detector.probes.sequential import CueDetector, cue_test_count
-from detector.records import Decision, Rejection, parse_values
+from detector.records import Decision, Rejection
 from detector.review.protocol import protocol_events
 from detector.review.sampler import ReviewSampler
 
@@ -50,6 +48,8 @@ class BatchResult:
     # The audit sample of this batch (detector.review.sampler): one JSON-ready dict per sampled
     # decision, in stream order, for the review topic / JSONL (encode_sample gives key and value).
     review_samples: list[dict] = field(default_factory=list)
+    # --role detect (detector.split.detect): counts batches by outcome (applied, replayed, ...).
+    counts_batches: Counter = field(default_factory=Counter)
 
     def merge(self, other: BatchResult) -> None:
         self.alerts.extend(other.alerts)
@@ -58,6 +58,7 @@ class BatchResult:
         self.baseline_missing.update(other.baseline_missing)
         self.probes.update(other.probes)
         self.review_samples.extend(other.review_samples)
+        self.counts_batches.update(other.counts_batches)
 
 
 class _MonitorLookup:
@@ -86,15 +87,11 @@ class Pipeline:
         # Probe halves left waiting when a baseline switch replaced their model's cue detector;
         # reported as "expired" with the next batch.
         self._probe_carry: Counter = Counter()
-        window = config.limits.dedup_window
-        self.duplicates = DuplicateFilter(window) if window > 0 else None
+        self.intake = Intake(config)  # parsing and de-duplication
         # Model ids without an active baseline, so the store is not asked again each batch. Producers
         # choose model ids: bounded (oldest forgotten first; a forgotten id is simply looked up again).
         self._no_baseline: OrderedDict[str, None] = OrderedDict()
         self.review = ReviewSampler(config.review)  # the audit sample (docs/review.md)
-        self.fmt = format_of(config.input)
-        # Formats with several decisions per value (OTLP exports) number decisions themselves.
-        self._next_decision = None if self.fmt.one_record_per_value else 0
 
     def _version_for(self, model_id: str) -> str | None:
         return self.pinned.get(model_id) or self.store.active_version(model_id)
@@ -124,29 +121,8 @@ class Pipeline:
 
     def _process(self, values: Sequence[bytes | str | None], traffic: str | None, first_position: int,
                  locate: Callable[[int], str] | None) -> BatchResult:
-        kwargs = {"locate": locate} if locate is not None else {}
-        parsed = parse_values(values, limits=self.config.limits, traffic=traffic, first_position=first_position,
-                              fmt=self.fmt, first_decision=self._next_decision, **kwargs)
-        decisions, rejections = parsed.decisions, parsed.rejections
-        if self._next_decision is not None and decisions:
-            self._next_decision = decisions[-1].position + 1
-        if self.duplicates is not None and decisions:
-            # Decision ids are unique per model only: two models may both send "42".
-            repeated = self.duplicates.check([f"{d.model_id}\x1f{d.decision_id}" for d in decisions])
-            if any(repeated):
-                locate = locate or (lambda p: f"record {p}")
-                for d, dup in zip(decisions, repeated):
-                    if dup:
-                        if self._next_decision is None:
-                            raw = values[d.position - first_position]
-                            raw = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
-                        else:  # one of several decisions in a value: the decision itself
-                            raw = orjson.dumps(d.to_dict())
-                        rejections.append(Rejection(d.position, "duplicate", f"{locate(d.position)}: decision_id "
-                                                    f"{d.decision_id!r} of model {d.model_id!r} already seen "
-                                                    "(a retry?)", raw))
-                decisions = [d for d, dup in zip(decisions, repeated) if not dup]
-                rejections.sort(key=lambda r: r.position)
+        decisions, rejections = self.intake.accept(values, traffic=traffic, first_position=first_position,
+                                                   locate=locate)
         result = self.process_decisions(decisions)
         result.rejections = rejections
         return result
@@ -211,9 +187,7 @@ class Pipeline:
     # ---- checkpoint state ------------------------------------------------------------------------
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
         meta: dict = {"models": {}}
-        arrays: dict[str, np.ndarray] = {}
-        if self.duplicates is not None:
-            arrays["dedup"] = self.duplicates.state()
+        arrays: dict[str, np.ndarray] = self.intake.state()
         for i, (model_id, monitor) in enumerate(sorted(self.monitors.items())):
             m_meta, m_arrays = monitor.state()
             meta["models"][model_id] = {"slot": i, **m_meta}
@@ -232,8 +206,7 @@ class Pipeline:
     def restore(cls, store: BaselineStore, config: JanusConfig, meta: dict, arrays: dict[str, np.ndarray],
                 arl: float | None = None, pinned: dict[str, str] | None = None) -> Pipeline:
         pipeline = cls(store, config, arl, pinned)
-        if pipeline.duplicates is not None and "dedup" in arrays:
-            pipeline.duplicates.restore(arrays["dedup"])
+        pipeline.intake.restore(arrays)
         for model_id, m_meta in meta["models"].items():
             prefix = f"m{m_meta['slot']}."
             m_arrays = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}

@@ -56,6 +56,10 @@ JANUS_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "janus_batch_processing_seconds": ("histogram", ()),
     "janus_consumer_lag_records": ("gauge", ("topic", "partition")),
     "janus_last_checkpoint_timestamp_seconds": ("gauge", ()),
+    "janus_checkpoint_bytes": ("gauge", ()),
+    "janus_checkpoint_write_seconds": ("gauge", ()),
+    "janus_model_partitions": ("gauge", ("model_id",)),
+    "janus_counts_batches_total": ("counter", ("outcome",)),
     "janus_labels_folded_total": ("counter", ("label",)),
     "janus_model_version_unbaselined": ("gauge", ("model_id", "model_version")),
     "janus_review_pending": ("gauge", ("model_id",)),
@@ -74,6 +78,7 @@ EXPECTED_ALERTS = {
     "JanusBaselineMissing": "warning",
     "JanusConsumerLag": "warning",
     "JanusCheckpointStale": "warning",
+    "JanusModelOnManyPartitions": "warning",
     "JanusProtocolChange": "warning",
     "JanusReviewBacklog": "warning",
     "JanusReviewViolationGap": "critical",
@@ -478,6 +483,10 @@ class ContractExporter:
         m["janus_baseline_info"].labels("agent-a", "v3", "2024-06-01T12:00:00Z", "5000").set(1)
         m["janus_baseline_info"].labels("agent-b", "v1", "2024-05-01T12:00:00Z", "800").set(1)
         m["janus_model_version_unbaselined"].labels("agent-a", "2024-07").set(1)
+        m["janus_model_partitions"].labels("agent-a").set(1)
+        m["janus_model_partitions"].labels("agent-b").set(2)
+        m["janus_checkpoint_bytes"].set(150_000)
+        m["janus_checkpoint_write_seconds"].set(0.02)
         for partition in ("0", "1"):
             m["janus_consumer_lag_records"].labels("janus.decisions", partition).set(1500)
         self._stop = threading.Event()
@@ -496,6 +505,8 @@ class ContractExporter:
             for reason in ("not_json", "missing_field"):
                 m["janus_records_rejected_total"].labels(reason).inc()
             m["janus_labels_folded_total"].labels("model_id").inc()
+            for outcome in ("applied", "replayed"):
+                m["janus_counts_batches_total"].labels(outcome).inc()
             for v in (0.004, 0.02, 0.3):
                 m["janus_batch_processing_seconds"].observe(v)
             m["janus_last_checkpoint_timestamp_seconds"].set(time.time())

@@ -67,6 +67,9 @@ CONTRACT = {
     "janus_batch_processing_seconds": "histogram",
     "janus_consumer_lag_records": "gauge",
     "janus_last_checkpoint_timestamp_seconds": "gauge",
+    "janus_checkpoint_bytes": "gauge",
+    "janus_checkpoint_write_seconds": "gauge",
+    "janus_model_partitions": "gauge",
     "janus_labels_folded": "counter",
     "janus_model_version_unbaselined": "gauge",
     "janus_probe_pairs": "counter",
@@ -118,7 +121,8 @@ def run_stream(pipeline: Pipeline, metrics: JanusMetrics, values: list[bytes], *
         if shell:
             metrics.set_lag("janus.decisions", 0, len(values) - start - chunk)
             if (start // chunk) % 4 == 0:
-                metrics.set_checkpoint(time.time())
+                metrics.set_checkpoint(time.time(), size_bytes=150_000, seconds=0.02)
+            metrics.set_model_partitions({model_id: 1 for model_id in pipeline.monitors})
         if pace:
             time.sleep(pace)
     metrics.refresh(pipeline)  # what the service should do when the consumer goes idle
@@ -333,6 +337,8 @@ NO_DATA_EXPECTED = {
     # registers them on its first set_review).
     "janus_review_violation_ratio": "set by janus serve from the verdict log (docs/review.md), not by a batch run",
     "janus_review_pending": "set by janus serve from the verdict log (docs/review.md), not by a batch run",
+    # Counts batches exist only in the split roles (janus serve --role detect), never in this pipeline.
+    "janus_counts_batches_total": "counted by janus serve --role detect (docs/runbooks.md), not by a batch run",
 }
 
 

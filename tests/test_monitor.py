@@ -12,9 +12,9 @@ from scipy import stats
 
 from detector.backtest import run_backtest
 from detector.baseline import BaselineStore, build_baseline
-from detector.baseline.model import count_codes
 from detector.config import DetectionConfig, JanusConfig
 from detector.monitor import Monitor
+from detector.monitor.monitor import Evidence, scored_counts
 from detector.pipeline import Pipeline
 from detector.records import Decision, parse_values
 from detector.simulate import simulate
@@ -186,8 +186,38 @@ def test_count_vectors_path_matches_records_path():
     by_counts = Monitor(baseline, arl=1e4)
     fz = baseline.featurizer
     for d in production:  # one record per count vector: the same e-values, the same statistics
-        by_counts.update_counts(count_codes(fz.transform([d]), fz))
+        by_counts.update_counts(scored_counts(fz.transform([d]), fz), Evidence(d.decision_id, d.position, d.timestamp))
     np.testing.assert_allclose(by_counts.log_r, by_records.log_r, rtol=1e-9, atol=1e-9)
+    assert by_counts.n_production == by_records.n_production == len(production)
+    for ours, theirs in zip(by_counts.window, by_records.window):  # the rates alerts quote
+        np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-9)
+
+
+def test_counts_of_a_batch_fire_naming_its_last_record_with_the_records_path_sentence():
+    rng = np.random.default_rng(3)
+    baseline = build_baseline(synthetic(rng, 5000, "evaluation"))
+    production = synthetic(rng, 400, "production", p_refuse=0.4)
+    by_records = Monitor(baseline, arl=1e4)
+    fired = by_records.update(production)
+    by_counts = Monitor(baseline, arl=1e4)
+    fz = baseline.featurizer
+    events = []
+    for start in range(0, len(production), 50):
+        batch = production[start:start + 50]
+        last = batch[-1]
+        events += by_counts.update_counts(scored_counts(fz.transform(batch), fz),
+                                          Evidence(last.decision_id, last.position, last.timestamp))
+    assert fired and events
+    first, ours = fired[0], events[0]
+    assert (ours.status, ours.feature, ours.code, ours.direction) == (first.status, first.feature, first.code,
+                                                                      first.direction)
+    # the batch whose counts crossed, or the next one: its statistic restarts only at batch ends
+    assert first.record_index <= ours.record_index < (first.record_index // 50 + 2) * 50
+    assert ours.record_index % 50 == 49 and ours.decision_id == production[ours.record_index].decision_id
+    for event in (first, ours):  # one sentence for both paths: what the model did, production first
+        assert event.message.startswith("refused: ") and " in production vs " in event.message
+        assert "in evaluation over the last ~" in event.message
+    assert by_counts.n_production == len(production)
 
 
 def test_backtest_record_index_is_the_line_number(tmp_path):

@@ -23,6 +23,7 @@ COMMANDS = {
     "backtest": ("detector.cli.backtest_cmd", "replay a JSONL decision log through the detector"),
     "demo": ("detector.cli.demo_cmd", "embedded broker, simulated agents, live detection, metrics and alerts"),
     "serve": ("detector.cli.serve_cmd", "consume decision topics and detect drift continuously"),
+    "state": ("detector.cli.state_cmd", "show or drop the partition states `janus serve` keeps in Kafka"),
     "report": ("detector.cli.report_cmd",
                "self-contained HTML report: evaluation vs production, drift, alert evidence"),
     "probe": ("detector.cli.probe_cmd", "monitoring-cue probe pairs: make them, analyse the answers"),

@@ -54,6 +54,13 @@ def register(p) -> None:
     add_store_argument(p)
     add_format_arguments(p)
     add_kafka_arguments(p)
+    p.add_argument("--role", choices=["all", "featurise", "detect"], default="all",
+                   help="all (default): parse, featurise and detect each partition's records in this process; "
+                        "featurise: publish per-block count tables of each model to the counts topic (any number of "
+                        "instances); detect: own the models' detectors, fed from the counts topic, and emit the "
+                        "alerts (docs/runbooks.md, \"Scale-out of one busy model\")")
+    p.add_argument("--counts-topic", help="featurise/detect: the counts topic (default: the config's "
+                                          "split.counts_topic, janus.counts)")
     p.add_argument("--topic", action="append", help="decision topic (repeatable; default: the config's kafka.topics)")
     p.add_argument("--traffic", action="append", default=[], metavar="TOPIC=TRAFFIC",
                    help="the traffic a topic carries: evaluation or production (repeatable)")
@@ -64,7 +71,9 @@ def register(p) -> None:
                                           'docs/review.md)')
     p.add_argument("--review-out", metavar="FILE.jsonl",
                    help="also append the audit sample to this JSONL file (default: the config's review.jsonl)")
-    p.add_argument("--checkpoint-dir", help="shared checkpoint folder (default: the config's checkpoint.directory)")
+    p.add_argument("--checkpoint-dir",
+                   help="keep each partition's state in this folder instead of the Kafka state topic (the config's "
+                        "checkpoint.backend/topic); every instance of the group must mount the same folder")
     p.add_argument("--arl", type=float, help="override the configured ARL")
     p.add_argument("--metrics-addr", help="host:port for /metrics (default 127.0.0.1:9464; port 0 = any free port)")
     p.add_argument("--metrics-certfile", help="serve /metrics over TLS with this certificate")
@@ -98,8 +107,9 @@ REVIEW_REFRESH_SECONDS = 10.0  # the verdict log is re-read only when it changed
 
 
 def wire_metrics(service: StreamService, metrics: JanusMetrics) -> None:
-    """Feed the service's batches, lag, checkpoints and review status into the metrics (lag and
-    checkpoint time after every poll, so they stay current while the stream is idle).
+    """Feed the service's batches, lag, checkpoints, partitions per model and review status into the
+    metrics (lag, checkpoints and partitions per model after every poll, so they stay current while
+    the stream is idle and follow every change of assignment).
 
     Review gauges: at most every REVIEW_REFRESH_SECONDS (on a batch), the verdict log next to the
     baseline store against the decisions this instance's partitions sampled (docs/review.md).
@@ -118,11 +128,15 @@ def wire_metrics(service: StreamService, metrics: JanusMetrics) -> None:
             review_at[0] = now
             review.export(metrics, service.review_counts())
 
-    def on_tick():  # also while idle: a drained partition's lag goes to 0, checkpoints show their time
+    def on_tick():
+        # After every poll, records or not: a drained partition's lag goes to 0 while idle, checkpoints
+        # show their time, and partitions per model follow claims, revocations and fencing.
         for (t, p), lag in service.lags().items():
             metrics.set_lag(t, p, lag)
         if service.last_checkpoint_time is not None:
-            metrics.set_checkpoint(service.last_checkpoint_time)
+            metrics.set_checkpoint(service.last_checkpoint_time, size_bytes=service.last_checkpoint_bytes,
+                                   seconds=service.last_checkpoint_seconds)
+        metrics.set_model_partitions({m: len(tps) for m, tps in service.model_partitions().items()})
         # The last batch before a quiet spell may have been throttled: export it once idle.
         if time.monotonic() - last_batch[0] >= metrics.refresh_seconds:
             metrics.refresh(service)
@@ -147,8 +161,10 @@ def _run(args) -> int:
 
     logs.configure(args.log_level)
     config = kafka_config_from_args(config_of(args), args)
+    if args.counts_topic:
+        config = dataclasses.replace(config, split=dataclasses.replace(config.split, counts_topic=args.counts_topic))
     traffic = {**config.kafka.traffic_by_topic, **_traffic_map(args.traffic)}
-    service = StreamService(store_of(args, config), config, topics=args.topic, traffic_by_topic=traffic,
+    service = StreamService(store_of(args, config), config, role=args.role, topics=args.topic, traffic_by_topic=traffic,
                             group_id=args.group_id, alert_topic=args.alert_topic,
                             review_topic=args.review_topic, review_jsonl=args.review_out,
                             checkpoint_dir=args.checkpoint_dir, arl=args.arl)

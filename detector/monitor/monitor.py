@@ -182,16 +182,20 @@ class Monitor:
         return version is not None and bool(known) and version not in known
 
     # ---- updates ---------------------------------------------------------------------------------
+    def count_unbaselined(self, versions: Counter[str]) -> None:
+        """Count production records of model versions the baseline was not built on (at most
+        MAX_TRACKED_VERSIONS versions are remembered)."""
+        for version, n in versions.items():
+            if version in self.unbaselined_versions or len(self.unbaselined_versions) < MAX_TRACKED_VERSIONS:
+                self.unbaselined_versions[version] += n
+
     def update(self, decisions: Sequence[Decision]) -> list[AlertEvent]:
         """Score the production decisions of a micro-batch (others are ignored); return alert events."""
         production = [d for d in decisions if d.traffic == "production"]
         if not production:
             return []
         unbaselined = [self.is_unbaselined(d.model_version) for d in production]
-        for d, new in zip(production, unbaselined):
-            if new:
-                if d.model_version in self.unbaselined_versions or len(self.unbaselined_versions) < MAX_TRACKED_VERSIONS:
-                    self.unbaselined_versions[d.model_version] += 1
+        self.count_unbaselined(Counter(d.model_version for d, new in zip(production, unbaselined) if new))
         if self.config.on_protocol_change == "pause" and any(unbaselined):
             production = [d for d, new in zip(production, unbaselined) if not new]
             if not production:
@@ -381,25 +385,33 @@ class Monitor:
         )
 
     # ---- counts path (featurised elsewhere, detected here) -----------------------------------------
-    def update_counts(self, counts: Sequence[np.ndarray]) -> list[AlertEvent]:
-        """One step per call from per-feature (cells, codes) count tables of featurised records.
+    def update_counts(self, counts: Sequence[np.ndarray], evidence: Evidence) -> list[AlertEvent]:
+        """One step per call from per-feature (cells, codes) count tables of featurised records
+        (:func:`scored_counts`, for every featurizer column).
 
-        For the split deployment (many instances featurise, one owner detects): a batch's
+        For the split deployment (``janus serve --role featurise`` / ``--role detect``): a batch's
         likelihood ratio is the product of its records', Π q(x)/m_t(x), which for the predictive null
         depends on the counts alone (a Dirichlet-multinomial probability), so it is the same e-value
         the per-record path multiplies up and the ARL bound holds (in batches, hence in records).
+        The Shiryaev-Roberts statistic restarts only at batch ends, so it is at most the per-record
+        one and an alert may come up to a batch later. The alert names ``evidence``, the batch's
+        last record, as the one that fired; its rates come from the window with the batch's counts
+        added (each weighted by the decay of the batch's middle record).
         """
         events = []
         step = np.zeros_like(self.log_r)
-        segment_n = np.zeros(self.n_segments)
         firing = self.firing[: self.n_segments] | (self.firing[self.all_row][None, :] if self.all_row is not None
                                                     else False)
+        # Records per segment from the data-quality table, which counts every record.
+        every = np.asarray(counts[self._data_column], dtype=np.float64)
+        segment_n = np.bincount(np.arange(len(every)) // self.featurizer.n_conditions[self._data_column],
+                                every.sum(axis=1), self.n_segments)
+        n = int(every.sum())
         for f, j in enumerate(self.features):
             c = np.asarray(counts[j], dtype=np.float64).copy()
+            self.window[f] = self.window[f] * self._decay**n + c * self._decay ** ((n - 1) / 2)
             n_conditions = self._conditions[f]
             segment_of_cell = np.arange(len(c)) // n_conditions
-            if f == 0:
-                segment_n = np.bincount(segment_of_cell, c.sum(axis=1), self.n_segments)
             c[:, : self._first[f]] = 0.0
             if self.featurizer.specs[j].kind == BEHAVIOUR:
                 c[np.arange(len(c)) % n_conditions == NOVEL] = 0.0
@@ -414,24 +426,15 @@ class Monitor:
         if self.all_row is not None:
             step[self.all_row] = step[: self.n_segments].sum(axis=0)
             segment_n = np.r_[segment_n, segment_n.sum()]
+        view = _CountsEvidence(evidence, self.window)
         for s in np.flatnonzero(segment_n):
             with np.errstate(over="ignore"):  # an e-value beyond e^709 is capped all the same
                 batch_ratio = np.exp(step[s])[None, :]
-            # One row whose time is unknown: the quiet times, which only name an alert's "since", stay.
-            done = self.sr.run(np.exp(self.log_r[s]), self.firing[s], self.quiet_time[s], batch_ratio, np.zeros(1))
-            with np.errstate(divide="ignore"):
-                self.log_r[s] = np.log(done.r)
-            self.firing[s] = done.firing
-            for t in done.transitions:
-                spec = self.featurizer.specs[self.features[t.feature]]
-                events.append(AlertEvent(
-                    status=t.status, kind=spec.kind, model_id=self.model_id, segment=self.row_name(int(s)),
-                    feature=spec.name, code="", direction="", decision_id="", record_index=-1,
-                    statistic=t.log_statistic, threshold=self.log_threshold, baseline_version=self.baseline.version,
-                    severity=SEVERITY[spec.kind], time="", message=f"{spec.title}: drift statistic crossed "
-                    f"its threshold on summed counts (baseline {self.baseline.ref})"))
+            # The records path's run over one row, the batch, whose evidence stands for its records.
+            found = self._run_segment(int(s), np.zeros(1, dtype=np.int64), batch_ratio, view)
+            events += [event for _, event in found]
             self.segment_records[s] += int(segment_n[s])
-        self.n_production += int(segment_n.sum())
+        self.n_production += int(segment_n[: self.n_segments].sum())
         return events
 
     # ---- persistence -------------------------------------------------------------------------------
@@ -473,6 +476,44 @@ class Monitor:
         monitor.n_production = int(meta["n_production"])
         monitor.unbaselined_versions = Counter(meta["unbaselined_versions"])
         return monitor
+
+
+def scored_counts(matrix: FeatureMatrix, featurizer) -> list[np.ndarray]:
+    """Per featurizer column, the (cells, codes) count table :meth:`Monitor.update_counts` takes:
+    every record, except that behaviour features leave out records missing a part evaluation
+    always had, as the per-record path does (:meth:`Monitor._scored`)."""
+    missing = matrix.codes[:, featurizer.feature_index("data_quality")] == MISSING_PART
+    out = []
+    for j, spec in enumerate(featurizer.specs):
+        rows = ~missing if spec.kind == BEHAVIOUR else slice(None)
+        k = spec.n_codes
+        flat = matrix.cells[rows, j].astype(np.int64) * k + matrix.codes[rows, j]
+        out.append(np.bincount(flat, minlength=featurizer.n_cells(j) * k).reshape(-1, k))
+    return out
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The record an alert from summed counts names: the last of the batch whose counts crossed."""
+
+    decision_id: str
+    record_index: int
+    time: float
+
+
+class _CountsEvidence:
+    """A batch known only by its counts, as :meth:`Monitor._run_segment` and :meth:`Monitor._event`
+    read a :class:`_Batch`: one record (the evidence) stands for it, at the window with its counts
+    added."""
+
+    def __init__(self, evidence: Evidence, window: list[np.ndarray]):
+        self.decision_ids = [evidence.decision_id]
+        self.positions = [evidence.record_index]
+        self.times = np.array([evidence.time])
+        self._window = window
+
+    def window_at(self, row: int, f: int, decay: float) -> np.ndarray:
+        return self._window[f]
 
 
 def _rows(matrix: FeatureMatrix, start: int, stop: int) -> FeatureMatrix:

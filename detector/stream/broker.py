@@ -391,9 +391,12 @@ def create_topics(
     *,
     exist_ok: bool = True,
     timeout: float = 15.0,
+    replication_factor: int = 1,
+    topic_configs: dict[str, str] | None = None,
     **client_kwargs: Any,
 ) -> None:
-    """Create ``names`` with ``partitions`` partitions each (replication 1) on any cluster.
+    """Create ``names`` with ``partitions`` partitions each on any cluster (``replication_factor``
+    -1: the broker's default; ``topic_configs`` e.g. ``{"cleanup.policy": "compact"}``).
 
     ``client_kwargs`` are extra KafkaAdminClient settings (security options from
     :func:`detector.stream.kafka_config.kafka_kwargs` with role ``"admin"``). An existing
@@ -416,7 +419,8 @@ def create_topics(
     )
     try:
         response = admin.create_topics(
-            [NewTopic(name, int(partitions), 1) for name in names],
+            [NewTopic(name, int(partitions), int(replication_factor), topic_configs=topic_configs or {})
+             for name in names],
             timeout_ms=int(timeout * 1000),
             raise_errors=False,
         )

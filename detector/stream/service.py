@@ -1,6 +1,10 @@
 """``janus serve``: the stream service around :class:`detector.pipeline.Pipeline`.
 
-One consumer group member reading one or more decision topics:
+One consumer group member reading one or more decision topics and running, for each partition it
+owns, the task of its role (:mod:`detector.stream.tasks`): ``all`` (the default) the whole
+pipeline; ``featurise`` the featuriser of the split roles, whose counts batches go to the counts
+topic; ``detect`` the detector of the split roles, reading the counts topic. What follows is
+said of ``all``; the split roles share all of it but the pipeline (:mod:`detector.split`).
 
 * **Micro-batches.** Each ``poll()`` returns up to ``max_poll_records`` records per call,
   grouped by partition; each partition's values go through *its own* Pipeline in one
@@ -8,17 +12,20 @@ One consumer group member reading one or more decision topics:
   call, so an alert's ``record_index`` is the Kafka offset of the record that fired it.
   (A batch with an offset gap -- compaction, transaction markers -- is split into contiguous
   runs so this stays true.)
-* **State travels with the partition.** On assignment a partition's Pipeline is restored from
-  its checkpoint and the consumer seeks to the checkpoint's offset (no checkpoint: a fresh
-  Pipeline at the group's committed offset, or the earliest one). On revocation (a rebalance or
-  shutdown) the partition is checkpointed and its offset committed before another member can
-  take it. Because state and offset are saved together atomically (see
-  :mod:`detector.stream.checkpoint`), a crash or a rebalance neither loses nor double-counts a
-  record in the detectors.
+* **State travels with the partition.** A newly assigned partition is paused; right after the
+  ``poll()`` that assigned it, the main thread *claims* it from the state store
+  (:mod:`detector.stream.state`: the Kafka state topic by default, or a shared directory),
+  restores its Pipeline from the newest state and seeks to that state's offset (no state: a
+  fresh Pipeline at the group's committed offset, or the earliest one), then resumes it. The
+  claim gives this owner a new epoch, which fences older owners' writes. On revocation (a
+  rebalance or shutdown) the partition is checkpointed and its offset committed before another
+  member can take it. Because state and offset are saved together atomically, a crash or a
+  rebalance neither loses nor double-counts a record in the detectors.
 * **Checkpoints** every ``every_records`` records or ``every_seconds`` seconds: first the alert
   and dead-letter producer is flushed (so a checkpoint never covers an output still in a send
-  buffer), then every partition that changed is checkpointed, then the offsets are committed
-  to Kafka (for lag monitoring; the checkpoint is the source of truth).
+  buffer), then every partition that changed is checkpointed (one log line with the bytes,
+  messages and milliseconds it took), then the offsets are committed to Kafka (for lag
+  monitoring; the checkpoint is the source of truth).
 * **Outputs.** Rejected records go unchanged to the dead-letter topic (``<topic>.dlq``) with
   the reason in headers; alert events (``event.to_dict()``) go to ``janus.alerts`` keyed by
   model id and are written as JSON lines to ``alert_stream`` (stdout by default). Outputs are
@@ -58,16 +65,17 @@ import orjson
 from detector.baseline.store import BaselineStore
 from detector.config import JanusConfig
 from detector.errors import JanusError
-from detector.pipeline import BatchResult, Pipeline
-from detector.stream.checkpoint import CheckpointCorrupt, CheckpointStore
+from detector.pipeline import BatchResult
+from detector.stream.checkpoint import Claim, StateFenced, StateUnavailable
 from detector.stream.dlq import DeadLetterPublisher
 from detector.stream.kafka_config import kafka_kwargs, kafka_settings_from_config
+from detector.stream.state import open_state_store
+from detector.stream.tasks import ROLES, PartitionTask, group_for_role, new_task, restore_task, state_document
 
 log = logging.getLogger("janus.stream")
 
 __all__ = ["ServiceStats", "StreamService"]
 
-CHECKPOINT_FORMAT = 1
 # A dead letter is a record the cluster already accepted, of any size its broker allows (a 10 MiB
 # message is rejected as too_large but must still reach the DLQ unchanged): the client-side size
 # check must not be what refuses it, so it sits at Kafka's own request ceiling
@@ -88,6 +96,7 @@ class ServiceStats:
     outputs_dropped: int = 0
     review_samples: int = 0
     skipped_behind_checkpoint: int = 0
+    fenced: int = 0  # partitions dropped because a newer owner claimed them
     assigned: list[tuple[str, int]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -98,7 +107,8 @@ class ServiceStats:
 class _Partition:
     topic: str
     partition: int
-    pipeline: Pipeline
+    task: PartitionTask
+    claim: Claim
     next_offset: int | None  # next offset to process; None until known
     checkpoint_offset: int | None  # offset of the last checkpoint written/read
     records: int = 0  # processed since assignment
@@ -109,9 +119,11 @@ class _Partition:
 class StreamService:
     """Consume decision topics in a consumer group and run one Pipeline per owned partition.
 
-    Every keyword left as ``None`` comes from ``config`` (``[kafka]``, ``[checkpoint]``);
-    ``kafka_overrides`` replaces :func:`kafka_kwargs` settings (e.g. ``bootstrap_servers``,
-    ``max_poll_interval_ms``, security options).
+    Every keyword left as ``None`` comes from ``config`` (``[kafka]``, ``[checkpoint]``,
+    ``[split]``); ``kafka_overrides`` replaces :func:`kafka_kwargs` settings (e.g.
+    ``bootstrap_servers``, ``max_poll_interval_ms``, security options). ``role`` is ``all``,
+    ``featurise`` or ``detect`` (:mod:`detector.stream.tasks`); ``checkpoint_dir`` keeps the state
+    in that directory instead of the configured backend (:mod:`detector.stream.state`).
     """
 
     def __init__(
@@ -119,6 +131,7 @@ class StreamService:
         store: BaselineStore,
         config: JanusConfig = JanusConfig(),
         *,
+        role: str = "all",
         topics: Sequence[str] | None = None,
         traffic_by_topic: dict[str, str] | None = None,
         group_id: str | None = None,
@@ -143,14 +156,23 @@ class StreamService:
         k = config.kafka
         self.store = store
         self.config = config
-        self.topics = list(topics if topics is not None else k.topics)
-        if not self.topics:
-            raise JanusError("no decision topics to consume (kafka.topics is empty)")
+        if role not in ROLES:
+            raise JanusError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        self.role = role
+        self.counts_topic = config.split.counts_topic
+        if role == "detect":  # reads what the featurisers publish
+            self.topics = [self.counts_topic]
+        else:
+            self.topics = list(topics if topics is not None else k.topics)
+            if not self.topics:
+                raise JanusError("no decision topics to consume (kafka.topics is empty)")
+            if role == "featurise" and self.counts_topic in self.topics:
+                raise JanusError(f"the counts topic {self.counts_topic!r} is also a decision topic")
         self.traffic_by_topic = dict(traffic_by_topic if traffic_by_topic is not None else k.traffic_by_topic)
         for topic, traffic in self.traffic_by_topic.items():
             if traffic not in ("evaluation", "production"):
                 raise JanusError(f"traffic for topic {topic!r} must be evaluation or production, not {traffic!r}")
-        self.group_id = group_id or k.group_id
+        self.group_id = group_for_role(group_id or k.group_id, role)
         self.alert_topic = alert_topic or k.alert_topic
         self.dlq_topic_template = dlq_topic_template or ("{topic}" + k.dlq_suffix)
         if self.alert_topic in self.topics:
@@ -163,9 +185,6 @@ class StreamService:
             raise JanusError(f"the review topic {self.review_topic!r} is also a decision topic")
         self.review_jsonl = str(review_jsonl if review_jsonl is not None else config.review.jsonl)
         self._review_writer: Any = None
-        self.checkpoints = CheckpointStore(
-            checkpoint_dir if checkpoint_dir is not None else config.checkpoint.directory, group=self.group_id
-        )
         self.every_records = int(checkpoint_every_records or config.checkpoint.every_records)
         self.every_seconds = float(checkpoint_every_seconds or config.checkpoint.every_seconds)
         self.arl = arl
@@ -177,10 +196,13 @@ class StreamService:
         self._producer_kwargs = kafka_kwargs("producer", client_id=f"{self.client_id}-out", **settings)
         self._producer_kwargs["bootstrap_timeout_ms"] = int(bootstrap_timeout_ms)
         self._producer_kwargs["max_request_size"] = max(MAX_OUTPUT_REQUEST_BYTES, 2 * config.limits.max_record_bytes)
+        self.state = open_state_store(config.checkpoint, self.group_id, self.client_id, directory=checkpoint_dir,
+                                      kafka_settings=settings, bootstrap_timeout_ms=bootstrap_timeout_ms)
         self.alert_stream = alert_stream
         self.on_batch = on_batch
         # After every poll, records or not (at least every poll_timeout_ms): what must stay current
-        # while the stream is idle (lag, checkpoint time) is refreshed here, on the consumer's thread.
+        # while the stream is idle or the assignment changed (lag, checkpoint time, partitions per
+        # model) is refreshed here, on the consumer's thread.
         self.on_tick = on_tick
         self.poll_timeout_ms = int(poll_timeout_ms)
         self.refresh_baselines_every_s = float(refresh_baselines_every_s)
@@ -188,6 +210,9 @@ class StreamService:
 
         self.stats = ServiceStats()
         self._parts: dict[Any, _Partition] = {}  # TopicPartition → state
+        self._to_claim: set = set()  # assigned and paused until the main thread claims them
+        self._claim_retry_at, self._claim_backoff = 0.0, 0.0  # while the state store is unavailable
+        self._spread_reported: dict[str, int] = {}  # model id → partitions when last reported
         self._stop = threading.Event()
         self._signals = 0
         self._fatal: BaseException | None = None
@@ -202,26 +227,41 @@ class StreamService:
         self._down_logged = 0.0
         self.running = threading.Event()  # set once the group is joined and records can flow
         self.last_checkpoint_time: float | None = None  # wall clock of the last checkpoint written
+        self.last_checkpoint_bytes = 0  # size of the last checkpoint round (all partitions written)
+        self.last_checkpoint_seconds = 0.0  # and the time its writes took
 
     # ---- public -------------------------------------------------------------------------------
 
     @property
     def monitors(self) -> dict:
         """Every owned partition's monitors by model id (a model keyed to one partition, as producers
-        should key it, appears once; otherwise the last partition's monitor is shown)."""
-        return {m: mon for part in list(self._parts.values()) for m, mon in part.pipeline.monitors.items()}
+        should key it, appears once; otherwise the last partition's monitor is shown: see
+        :meth:`model_partitions`)."""
+        return {m: mon for part in list(self._parts.values()) for m, mon in part.task.monitors.items()}
+
+    def model_partitions(self) -> dict[str, list[tuple[str, int]]]:
+        """The owned partitions on which each monitored model has a Monitor of its own.
+
+        More than one (here, or summed over instances: ``janus_model_partitions``) means the model's
+        records are spread over partitions: each partition's Monitor spends the whole ARL budget.
+        """
+        out: dict[str, list[tuple[str, int]]] = {}
+        for part in list(self._parts.values()):
+            for model_id in part.task.monitors:
+                out.setdefault(model_id, []).append((part.topic, part.partition))
+        return {m: sorted(tps) for m, tps in out.items()}
 
     @property
     def cue_detectors(self) -> dict:
         """Every owned partition's monitoring-cue detectors by model id, like :attr:`monitors`."""
-        return {m: det for part in list(self._parts.values()) for m, det in part.pipeline.cue_detectors.items()}
+        return {m: det for part in list(self._parts.values()) for m, det in part.task.cue_detectors.items()}
 
     def review_counts(self) -> dict[tuple[str, str, str], int]:
         """Decisions sampled for review per (model_id, traffic, stratum), summed over the owned
         partitions (the "sampled" of ``janus_review_pending``)."""
         out: dict[tuple[str, str, str], int] = {}
         for part in list(self._parts.values()):
-            for key, n in part.pipeline.review.counts.items():
+            for key, n in getattr(part.task, "review_counts", {}).items():
                 out[key] = out.get(key, 0) + n
         return out
 
@@ -243,6 +283,9 @@ class StreamService:
 
     def assignment(self) -> list[tuple[str, int]]:
         return sorted((tp.topic, tp.partition) for tp in self._parts)
+
+    def _assignment_updated(self) -> None:
+        self.stats.assigned = self.assignment()
 
     def run(self, *, install_signal_handlers: bool = True) -> int:
         """Consume until stopped; returns 0 after a clean shutdown.
@@ -269,11 +312,10 @@ class StreamService:
                     service._on_lost(lost)
 
             self._consumer.subscribe(self.topics, listener=Listener())
-            log.info(
-                "consuming %s as group %r (alerts → %s, dead letters → %s, checkpoints in %s)",
-                ", ".join(self.topics), self.group_id, self.alert_topic,
-                self.dlq_topic_template.format(topic="<topic>"), self.checkpoints.directory,
-            )
+            outputs = f"counts → {self.counts_topic}" if self.role == "featurise" else f"alerts → {self.alert_topic}"
+            log.info("role %s: consuming %s as group %r (%s, dead letters → %s, checkpoints in %s)", self.role,
+                     ", ".join(self.topics), self.group_id, outputs, self.dlq_topic_template.format(topic="<topic>"),
+                     self.state.location)
             self._loop()
             self._checkpoint(commit=True, reason="shutdown")
             return 0
@@ -303,11 +345,16 @@ class StreamService:
                 continue
             if self._fatal is not None:
                 break
+            if self._to_claim:
+                self._claim_assigned()
+                if self._fatal is not None:
+                    break
             if self._parts and not self.running.is_set():
                 self.running.set()
             self._watch_connection()
             if batch:
                 self._process(batch)
+            self._tick_tasks()
             self._maybe_checkpoint()
             self._maybe_refresh_baselines()
             if self.on_tick is not None:
@@ -341,6 +388,33 @@ class StreamService:
 
     def _process(self, batch: dict) -> None:
         self.stats.batches += 1
+        self._process_partitions(batch)
+        self._report_spread_models()
+
+    def _tick_tasks(self) -> None:
+        """Work the tasks have due without new records (--role detect: blocks done waiting in the merge)."""
+        now = time.monotonic()
+        for part in list(self._parts.values()):
+            started = time.perf_counter()
+            result = part.task.tick(now)
+            if result is not None:
+                self._deliver(part, result, [], time.perf_counter() - started)
+                part.dirty = True
+                self._since_checkpoint += 1
+
+    def _report_spread_models(self) -> None:
+        """One warning each time a model's records are found on more partitions than before."""
+        for model_id, tps in self.model_partitions().items():
+            if len(tps) > self._spread_reported.get(model_id, 1):
+                self._spread_reported[model_id] = len(tps)
+                log.warning(
+                    "model %s is seen on %d partitions of this instance (%s): each has a Monitor of its own that "
+                    "spends the whole ARL budget, so it gets up to %d times the false alarms its ARL allows, and "
+                    "evidence split %d ways. Have producers key its records by model_id, or run janus serve --role "
+                    "featurise / --role detect (docs/runbooks.md#janusmodelonmanypartitions)",
+                    model_id, len(tps), ", ".join(f"{t}[{p}]" for t, p in tps), len(tps), len(tps))
+
+    def _process_partitions(self, batch: dict) -> None:
         for tp, records in batch.items():
             if not records:
                 continue
@@ -381,36 +455,34 @@ class StreamService:
                 raise
 
     def _process_partition(self, tp: Any, part: _Partition, records: list) -> None:
-        traffic = self.traffic_by_topic.get(tp.topic)
-        topic, partition = tp.topic, tp.partition
-
-        def locate(position: int) -> str:
-            return f"{topic}[{partition}]@{position}"
-
         for run in _contiguous_runs(records):
             started = time.perf_counter()
-            result = part.pipeline.process(
-                [r.value for r in run], traffic=traffic, first_position=run[0].offset, locate=locate
-            )
-            if result.rejections:
-                first = run[0].offset
-                for rejection in result.rejections:
-                    record = run[rejection.position - first]
-                    self._send(("dlq", record, rejection.reason, rejection.message))
-            for event in result.alerts:
-                self._emit_alert(event)
-            if result.review_samples:
-                self._emit_review(result.review_samples)
+            output = part.task.process(run)
+            for key, value in output.messages:
+                self._send(("counts", key, value))
             self.stats.records += len(run)
-            self.stats.accepted += len(result.accepted)
-            self.stats.rejected += len(result.rejections)
-            self.stats.alerts += len(result.alerts)
-            if self.on_batch is not None:
-                self.on_batch(topic, partition, result, time.perf_counter() - started)
+            self._deliver(part, output.result, run, time.perf_counter() - started)
         part.next_offset = records[-1].offset + 1
         part.records += len(records)
         part.dirty = True
         self._since_checkpoint += len(records)
+
+    def _deliver(self, part: _Partition, result: BatchResult, run: list, seconds: float) -> None:
+        """A task's result: dead letters (of ``run``'s records), alerts, review samples, stats, on_batch."""
+        if result.rejections:
+            first = run[0].offset
+            for rejection in result.rejections:
+                record = run[rejection.position - first]
+                self._send(("dlq", record, rejection.reason, rejection.message))
+        for event in result.alerts:
+            self._emit_alert(event)
+        if result.review_samples:
+            self._emit_review(result.review_samples)
+        self.stats.accepted += len(result.accepted)
+        self.stats.rejected += len(result.rejections)
+        self.stats.alerts += len(result.alerts)
+        if self.on_batch is not None:
+            self.on_batch(part.topic, part.partition, result, seconds)
 
     def _emit_alert(self, event: Any) -> None:
         payload = orjson.dumps(event.to_dict())
@@ -439,11 +511,12 @@ class StreamService:
     # ---- outputs --------------------------------------------------------------------------------
 
     def _send(self, what: tuple) -> None:
-        """Send one output (``("alert", key, payload)`` or ``("dlq", record, reason, message)``)."""
+        """Send one output (``(kind, key, payload)`` for kind alert, review or counts, or
+        ``("dlq", record, reason, message)``)."""
         try:
-            if what[0] in ("alert", "review"):
+            if what[0] in ("alert", "review", "counts"):
                 kind, key, payload = what
-                topic = self.alert_topic if kind == "alert" else self.review_topic
+                topic = {"alert": self.alert_topic, "review": self.review_topic, "counts": self.counts_topic}[kind]
                 future = self._producer.send(topic, key=key, value=payload)
             else:
                 _, record, reason, message = what
@@ -523,7 +596,7 @@ class StreamService:
         ):
             self._checkpoint(commit=True, reason="periodic")
 
-    def _write_checkpoints(self, parts: list[_Partition]) -> list[_Partition]:
+    def _write_checkpoints(self, parts: list[_Partition], reason: str) -> list[_Partition]:
         """Flush outputs, then checkpoint the dirty partitions; returns those written."""
         dirty = [p for p in parts if p.dirty and p.next_offset is not None]
         if not dirty:
@@ -535,35 +608,54 @@ class StreamService:
                 ", ".join(f"{p.topic}[{p.partition}]" for p in dirty),
             )
             return []
-        written = []
+        written, size, messages, seconds = [], 0, 0, 0.0
         for part in dirty:
-            meta, arrays = part.pipeline.state()
-            doc = {
-                "format": CHECKPOINT_FORMAT,
-                "pipeline": meta,
-                "service": {"writer": self.client_id, "records_since_assignment": part.records},
-            }
+            part.task.close_block(part.next_offset)
+            meta, arrays = part.task.state()
+            doc = state_document(part.task, meta, {"writer": self.client_id, "records_since_assignment": part.records})
             try:
-                self.checkpoints.save(part.topic, part.partition, part.next_offset, doc, arrays)
+                cost = self.state.save(part.claim, part.next_offset, doc, arrays)
+            except StateFenced as exc:
+                self._drop_fenced(part, exc)
+                continue
             except (OSError, JanusError) as exc:
                 log.error("checkpoint of %s[%d] failed: %s", part.topic, part.partition, exc)
                 continue
+            self._send_outbox(part.task)
             part.dirty = False
             part.checkpoint_offset = part.next_offset
             written.append(part)
+            size, messages, seconds = size + cost.bytes, messages + cost.messages, seconds + cost.seconds
             self.stats.checkpoints += 1
+        if written:
+            self.last_checkpoint_time = time.time()
+            self.last_checkpoint_bytes, self.last_checkpoint_seconds = size, seconds
+            log.info("%s checkpoint to %s: %s; %s bytes in %d message%s, %.0f ms", reason, self.state.location,
+                     ", ".join(f"{p.topic}[{p.partition}]@{p.next_offset}" for p in written), f"{size:,}", messages,
+                     "" if messages == 1 else "s", 1000 * seconds)
         return written
+
+    def _send_outbox(self, task: PartitionTask) -> None:
+        """What a featuriser may publish only once a checkpoint holds it (detector.split.featurise)."""
+        for key, value in task.take_outbox():
+            self._send(("counts", key, value))
+
+    def _drop_fenced(self, part: _Partition, exc: StateFenced) -> None:
+        """A newer owner claimed the partition: stop processing it, write nothing more for it."""
+        for tp in [tp for tp, p in self._parts.items() if p is part]:
+            self._parts.pop(tp)
+            self._consumer.pause(tp)
+        self.stats.fenced += 1
+        self._assignment_updated()
+        log.warning("%s; its records since offset %s are processed by the new owner", exc, part.checkpoint_offset)
 
     def _checkpoint(self, *, commit: bool, reason: str) -> None:
         parts = list(self._parts.values())
-        written = self._write_checkpoints(parts)
+        self._write_checkpoints(parts, reason)
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
-        if written:
-            self.last_checkpoint_time = time.time()
-            log.debug("%s checkpoint: %s", reason, ", ".join(f"{p.topic}[{p.partition}]@{p.next_offset}" for p in written))
         if commit:
-            offsets = self._offsets([p for p in parts if p.checkpoint_offset is not None])
+            offsets = self._offsets([p for p in self._parts.values() if p.checkpoint_offset is not None])
             if offsets:
                 self._commit_sync(offsets)
 
@@ -588,41 +680,65 @@ class StreamService:
     # ---- rebalance callbacks (IO thread, main thread blocked in poll/close) ---------------------
 
     def _on_assigned(self, assigned: set) -> None:
-        for tp in sorted(assigned):
-            if tp in self._parts:
-                continue
-            try:
-                checkpoint = self.checkpoints.load(tp.topic, tp.partition)
-                if checkpoint is None:
-                    pipeline = Pipeline(self.store, self.config, self.arl)
-                    offset = None
-                else:
-                    offset, doc, arrays = checkpoint
-                    if doc.get("format") != CHECKPOINT_FORMAT or "pipeline" not in doc:
-                        raise CheckpointCorrupt(self.checkpoints.path(tp.topic, tp.partition),
-                                                "not written by this version of the stream service")
-                    pipeline = Pipeline.restore(self.store, self.config, doc["pipeline"], arrays, arl=self.arl)
-            except JanusError as exc:
-                # Never guess: a partition whose state cannot be restored is not consumed at all.
+        # Claiming reads the state store (the state topic: possibly megabytes): not on the IO thread,
+        # whose heartbeats must go on. The main thread claims them right after this poll().
+        for tp in assigned:
+            if tp not in self._parts:
                 self._consumer.pause(tp)
-                log.error("cannot take over %s[%d]: %s", tp.topic, tp.partition, exc)
-                if self._fatal is None:
-                    self._fatal = JanusError(f"cannot take over {tp.topic}[{tp.partition}]: {exc}")
-                continue
-            if offset is not None:
+                self._to_claim.add(tp)
+
+    def _claim_assigned(self) -> None:
+        """Claim the partitions assigned by the last poll(), restore their tasks and resume them."""
+        if time.monotonic() < self._claim_retry_at:
+            return
+        pending = sorted(self._to_claim)
+        self._to_claim.clear()
+        try:
+            claims = self.state.claim([(tp.topic, tp.partition) for tp in pending])
+            tasks = [self._task_for(claim) for claim in claims]
+        except StateUnavailable as exc:  # Kafka away: the partitions stay paused, claimed again later
+            self._to_claim.update(pending)
+            self._claim_backoff = min(30.0, 2 * self._claim_backoff or 1.0)
+            self._claim_retry_at = time.monotonic() + self._claim_backoff
+            log.warning("cannot claim %s yet (%s); retrying in %.0f s",
+                        ", ".join(f"{tp.topic}[{tp.partition}]" for tp in pending), exc, self._claim_backoff)
+            return
+        except JanusError as exc:
+            # Never guess: a partition whose state cannot be restored is not consumed at all.
+            where = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in pending)
+            log.error("cannot take over %s: %s", where, exc)
+            self._fatal = JanusError(f"cannot take over {where}: {exc}")
+            return
+        self._claim_backoff = 0.0
+        for tp, claim, task in zip(pending, claims, tasks):
+            restored = claim.restored
+            offset = restored.offset if restored is not None else None
+            if restored is not None:
                 self._consumer.seek(tp, offset)
-                log.info("assigned %s[%d]: restored from checkpoint at offset %d (%d models)",
-                         tp.topic, tp.partition, offset, len(pipeline.monitors))
+                log.info("assigned %s[%d]: restored from %s at offset %d (state of epoch %d written by %s; "
+                         "owner epoch now %d; %d models)", tp.topic, tp.partition, self.state.location, offset,
+                         restored.epoch, restored.writer or "?", claim.epoch, len(task.monitors))
             else:
-                log.info("assigned %s[%d]: no checkpoint, starting fresh at the committed or earliest offset",
-                         tp.topic, tp.partition)
-            self._parts[tp] = _Partition(tp.topic, tp.partition, pipeline, offset, offset)
-        self.stats.assigned = self.assignment()
+                log.info("assigned %s[%d]: no state in %s, starting fresh at the committed or earliest offset "
+                         "(epoch %d)", tp.topic, tp.partition, self.state.location, claim.epoch)
+            self._parts[tp] = _Partition(tp.topic, tp.partition, task, claim, offset, offset)
+            self._send_outbox(task)  # the previous owner's last checkpoint may hold blocks it never sent
+            self._consumer.resume(tp)
+        self._assignment_updated()
+
+    def _task_for(self, claim: Claim) -> PartitionTask:
+        traffic = self.traffic_by_topic.get(claim.topic)
+        if claim.restored is None:
+            return new_task(self.role, self.store, self.config, self.arl, claim.topic, claim.partition, traffic,
+                            claim.epoch)
+        return restore_task(self.role, self.store, self.config, self.arl, claim.topic, claim.partition, traffic,
+                            claim.epoch, claim.restored.meta, claim.restored.arrays)
 
     async def _on_revoked(self, revoked: set) -> None:
+        self._to_claim.difference_update(revoked)
         parts = [self._parts[tp] for tp in sorted(revoked) if tp in self._parts]
         if parts:
-            self._write_checkpoints(parts)
+            self._write_checkpoints(parts, "revoke")
             offsets = self._offsets(parts)
             if offsets:
                 try:
@@ -635,17 +751,18 @@ class StreamService:
             log.info("revoked %s", ", ".join(f"{p.topic}[{p.partition}]@{p.next_offset}" for p in parts))
         for tp in revoked:
             self._parts.pop(tp, None)
-        self.stats.assigned = self.assignment()
+        self._assignment_updated()
 
     def _on_lost(self, lost: set) -> None:
         # The group already gave these partitions to someone else: writing their checkpoints now
         # could overwrite the new owner's newer state. Records since our last checkpoint will be
         # processed again by the new owner.
+        self._to_claim.difference_update(lost)
         dropped = [tp for tp in lost if self._parts.pop(tp, None) is not None]
         if dropped:
             log.warning("lost %s without a chance to checkpoint (session expired?)",
                         ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(dropped)))
-        self.stats.assigned = self.assignment()
+        self._assignment_updated()
 
     # ---- baselines ------------------------------------------------------------------------------
 
@@ -654,7 +771,7 @@ class StreamService:
             return
         self._last_refresh = time.monotonic()
         for part in self._parts.values():
-            for model_id, old, new in part.pipeline.refresh_baselines():
+            for model_id, old, new in part.task.refresh_baselines():
                 log.info("%s[%d]: baseline of %s switched %s → %s (its detectors restart)",
                          part.topic, part.partition, model_id, old, new)
                 part.dirty = True
@@ -672,6 +789,7 @@ class StreamService:
                 if self._producer is None:
                     self._producer = KafkaProducer(**self._producer_kwargs)
                     self._dlq = DeadLetterPublisher(self._producer, self.dlq_topic_template)
+                self.state.connect()
                 self._consumer = KafkaConsumer(**self._consumer_kwargs)
                 log.info("connected to Kafka at %s", servers)
                 return True
@@ -703,7 +821,9 @@ class StreamService:
                 producer.close(timeout=10)
             except Exception as exc:
                 log.warning("closing the Kafka producer: %s", exc)
+        self.state.close()
         self._parts.clear()
+        self._to_claim.clear()
         self.running.clear()
         writer, self._review_writer = self._review_writer, None
         if writer is not None:
@@ -760,8 +880,9 @@ def _is_timeout(exc: BaseException | None) -> bool:
 def _describe_output(what: tuple) -> str:
     if what[0] == "review":
         return f"a review sample for {what[1].decode('utf-8', 'replace')} ({len(what[2])} bytes)"
-    if what[0] == "alert":
-        return f"an alert for {what[1].decode('utf-8', 'replace')} ({len(what[2])} bytes)"
+    if what[0] in ("alert", "counts"):
+        return f"{'an alert' if what[0] == 'alert' else 'a counts batch'} for {what[1].decode('utf-8', 'replace')} " \
+               f"({len(what[2])} bytes)"
     record = what[1]
     size = len(record.value) if record.value is not None else 0
     return f"the dead letter of {record.topic}[{record.partition}]@{record.offset} ({size} bytes, {what[2]})"

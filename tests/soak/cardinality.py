@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
         "peak_rss_mb": max(mb for _, mb in samples),  # not ru_maxrss: it keeps the forked parent's peak
         "monitors": len(pipeline.monitors),
         "unbaselined_remembered": len(pipeline._no_baseline),
-        "dedup_window": len(pipeline.duplicates._order) if pipeline.duplicates else 0,
+        "dedup_window": len(pipeline.intake.duplicates._order) if pipeline.intake.duplicates else 0,
         "checkpoint_bytes": len(orjson.dumps(meta)) + sum(a.nbytes for a in arrays.values()),
         "review_counted_models": len({m for m, _, _ in pipeline.review.counts}),
         "series": series,
