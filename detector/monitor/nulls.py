@@ -71,8 +71,8 @@ def running_count(keys: np.ndarray) -> np.ndarray:
     n = len(keys)
     order = np.argsort(keys, kind="stable")
     ordered = keys[order]
-    starts = np.r_[0, np.flatnonzero(ordered[1:] != ordered[:-1]) + 1]
-    lengths = np.diff(np.r_[starts, n])
+    starts = np.concatenate(([0], np.flatnonzero(ordered[1:] != ordered[:-1]) + 1))
+    lengths = np.diff(np.append(starts, n))
     rank = np.arange(n) - np.repeat(starts, lengths)
     out = np.empty(n, dtype=np.int64)
     out[order] = rank
