@@ -25,11 +25,11 @@ import numpy as np
 
 from detector.baseline.model import Baseline
 from detector.config import DetectionConfig
-from detector.features import BEHAVIOUR, DATA, FeatureMatrix
+from detector.features import BEHAVIOUR, DATA, INPUT, FeatureMatrix, FeatureSpec
 from detector.features.conditions import NOVEL
 from detector.features.featurizer import MISSING_PART
 from detector.monitor.alerts import SEVERITY, AlertEvent, describe, iso_time
-from detector.monitor.detectors import SHARE, UP, Component, alternative_table, feature_components
+from detector.monitor.detectors import DOWN, SHARE, UP, Component, alternative_table, feature_components
 from detector.monitor.nulls import dirichlet_alpha, log_predictive_of_counts, predictive, running_count
 from detector.monitor.shiryaev_roberts import ShiryaevRoberts
 from detector.records import Decision
@@ -52,6 +52,18 @@ class Share:
     code: str
     traffic: str
     value: float
+
+
+def feature_family(spec: FeatureSpec, config: DetectionConfig) -> list[Component]:
+    """The alternatives a Monitor watches a feature with (empty: the feature is not watched)."""
+    if spec.kind == DATA:  # faults only matter when they become more frequent, at a rate
+        return [Component(k, UP, x, SHARE) for k in range(1, spec.n_codes) for x in config.data_shares]
+    # An input mix that changes makes some input code more frequent: for unordered input features
+    # the "down" alternatives would double the family (its cost and the per-record work) for the
+    # same changes.
+    up_only = spec.kind == INPUT and not spec.ordered
+    return feature_components(spec.n_codes, spec.ordered, list(config.tilts), list(config.shares),
+                              first_present=spec.first_present, directions=(UP,) if up_only else (UP, DOWN))
 
 
 class Monitor:
@@ -89,11 +101,7 @@ class Monitor:
             if config.features and spec.name not in config.features:
                 continue
             first = spec.first_present
-            if spec.kind == DATA:  # faults only matter when they become more frequent, at a rate
-                comps = [Component(k, UP, x, SHARE) for k in range(1, spec.n_codes) for x in config.data_shares]
-            else:
-                comps = feature_components(spec.n_codes, spec.ordered, list(config.tilts), list(config.shares),
-                                           first_present=first)
+            comps = feature_family(spec, config)
             if not comps:
                 continue
             alpha = dirichlet_alpha(baseline.counts[j], first_present=first, prior=config.prior,
