@@ -48,7 +48,8 @@ def test_a_shift_towards_a_rare_distinct_kind_is_input_drift_not_behaviour():
 def test_a_kind_too_rare_for_a_stratum_that_becomes_common_is_input_drift_not_behaviour(domain, kind):
     # ~25 of 5,000 evaluation records, fewer than a stratum may hold (condition_min_records, 30), and
     # ~60% of production. Its inputs are thinly supported: not behaviour-tested, counted as novel.
-    # Without that rule this case raised 10-30 behaviour alarms; the allowance at this ARL is 0.
+    # Without that rule the support case raises behaviour alarms ("called issue_refund on inputs marked
+    # by “my password”: 50% in production vs 0.01% in evaluation"); the allowance at this ARL is 0.
     rare = with_weights(domain, {kind: 0.005})
     n_production = 8000
     fired = _firing(domain, [Change(at=0, weights={kind: 1.5})], evaluation_domain=rare, n_production=n_production)

@@ -148,19 +148,24 @@ class ConditionModel:
             self.thin_distance = _resolution(self.centroids)
         return self
 
+    def _scores(self, x: sparse.csr_matrix, fold: np.ndarray) -> list[np.ndarray]:
+        """Per modelled feature, each record's scores (logits) under its fold's model."""
+        return [_linear(x, fold, coef) + intercept[fold] for coef, intercept, _ in self.models.values()]
+
     def _profile(self, x: sparse.csr_matrix, fold: np.ndarray) -> np.ndarray:
         """Square roots of every modelled feature's predicted distribution, side by side."""
-        return np.hstack([np.sqrt(self._probabilities(x, fold, coef, intercept))
-                          for coef, intercept, _ in self.models.values()])
+        return _profile_of(self._scores(x, fold))
 
-    def _thin(self, x: sparse.csr_matrix, fold: np.ndarray, profile: np.ndarray) -> np.ndarray:
+    def _thin(self, x: sparse.csr_matrix, fold: np.ndarray, scores: list[np.ndarray]) -> np.ndarray:
         """Inputs whose profile moves by more than ``thin_distance`` when the n-grams their fold's
         model saw in fewer than ``min_stratum`` evaluation records are left out."""
         known_df = self.fold_df.sum(axis=0)[None, :] - self.fold_df  # (folds, V): df outside each fold
         row_fold = np.repeat(fold, np.diff(x.indptr))
-        supported = sparse.csr_matrix((x.data * (known_df[row_fold, x.indices] >= self.min_stratum), x.indices, x.indptr),
-                                      shape=x.shape)
-        shift = np.sqrt(((profile - self._profile(supported, fold)) ** 2).sum(axis=1))
+        thin = sparse.csr_matrix((x.data * (known_df[row_fold, x.indices] < self.min_stratum), x.indices, x.indptr),
+                                 shape=x.shape)
+        thin.eliminate_zeros()  # few entries: the scores they add cost little to compute again
+        supported = [s - _linear(thin, fold, coef) for s, (coef, _, _) in zip(scores, self.models.values())]
+        shift = np.sqrt(((_profile_of(scores) - _profile_of(supported)) ** 2).sum(axis=1))
         return shift > self.thin_distance
 
     def _unknown_share(self, hashed: sparse.csr_matrix, fold: np.ndarray) -> np.ndarray:
@@ -222,20 +227,6 @@ class ConditionModel:
             centroids = np.delete(centroids, small, axis=0)
         return centroids
 
-    @staticmethod
-    def _probabilities(x: sparse.csr_matrix, fold: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
-        folds, vocabulary, width = coef.shape
-        # Every fold's scores in one product (selecting each fold's rows first costs more, in
-        # overhead, than the extra products); each record keeps its own fold's.
-        every = x @ coef.transpose(1, 0, 2).reshape(vocabulary, folds * width)
-        scores = (every.reshape(-1, folds, width)[np.arange(x.shape[0]), fold] + intercept[fold]).astype(np.float64)
-        if width == 1:
-            p = 1.0 / (1.0 + np.exp(-scores[:, 0]))
-            return np.column_stack([1.0 - p, p])
-        scores -= scores.max(axis=1, keepdims=True)
-        e = np.exp(scores)
-        return e / e.sum(axis=1, keepdims=True)
-
     # ---- use -----------------------------------------------------------------------------------
     @property
     def n_conditions(self) -> int:
@@ -253,9 +244,9 @@ class ConditionModel:
         novel = self._unknown_share(hashed, fold) > self.novel_threshold
         if len(self.centroids):
             x, _ = self._restrict(hashed)
-            profile = self._profile(x, fold)
-            out = (_nearest(profile, self.centroids) + 1).astype(np.int16)
-            novel |= self._thin(x, fold, profile)
+            scores = self._scores(x, fold)
+            out = (_nearest(_profile_of(scores), self.centroids) + 1).astype(np.int16)
+            novel |= self._thin(x, fold, scores)
         else:
             out = np.ones(n, dtype=np.int16)
         out[novel] = NOVEL
@@ -313,6 +304,28 @@ class ConditionModel:
         model.models = {name: tuple(arrays[f"{prefix}.{i}.{part}"] for part in _PARTS)
                         for i, name in enumerate(meta["features"])}
         return model
+
+
+def _linear(x: sparse.csr_matrix, fold: np.ndarray, coef: np.ndarray) -> np.ndarray:
+    """Each record's ``x · coef`` under its own fold's coefficients, without intercept."""
+    folds, vocabulary, width = coef.shape
+    # Every fold's scores in one product (selecting each fold's rows first costs more, in
+    # overhead, than the extra products); each record keeps its own fold's.
+    every = x @ coef.transpose(1, 0, 2).reshape(vocabulary, folds * width)
+    return every.reshape(-1, folds, width)[np.arange(x.shape[0]), fold].astype(np.float64)
+
+
+def _profile_of(scores: list[np.ndarray]) -> np.ndarray:
+    """Square roots of the distributions of each feature's scores (one column: binary), side by side."""
+    return np.hstack([np.sqrt(_distribution(s)) for s in scores])
+
+
+def _distribution(scores: np.ndarray) -> np.ndarray:
+    if scores.shape[1] == 1:
+        p = 1.0 / (1.0 + np.exp(-scores[:, 0]))
+        return np.column_stack([1.0 - p, p])
+    e = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def _resolution(centroids: np.ndarray) -> float:
