@@ -214,16 +214,16 @@ def test_tampered_baselines_are_refused_naming_the_file(store, baseline, case):
 
 
 def test_a_baseline_of_an_older_format_is_refused_with_rebuild_advice(store, baseline):
-    """Format 3 counted no thinly supported input as novel: its condition counts would not match."""
+    """Format 2 stored the old text projection: its codes would mean something else now."""
     (version,) = _save(store, baseline)
     folder = store.root / model_dirname(MODEL) / version
     meta = orjson.loads((folder / META_FILE).read_bytes())
-    assert meta["format"] == FORMAT == 4
-    meta["format"] = 3
+    assert meta["format"] == FORMAT == 3
+    meta["format"] = 2
     (folder / META_FILE).write_bytes(orjson.dumps(meta))
     lines = [f"{hashlib.sha256((folder / n).read_bytes()).hexdigest()}  {n}\n" for n in (META_FILE, ARRAYS_FILE)]
     (folder / MANIFEST_FILE).write_text("".join(lines))  # a genuine old baseline, not a tampered one
-    with pytest.raises(JanusError, match=r"baseline format 3, this Janus reads format 4: rebuild it"):
+    with pytest.raises(JanusError, match=r"baseline format 2, this Janus reads format 3: rebuild it"):
         store.load(MODEL, version)
 
 

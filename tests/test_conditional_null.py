@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from scipy import stats
 
 from detector.baseline.build import build_baseline
 from detector.monitor import Monitor
@@ -36,26 +35,12 @@ def _firing(domain, changes=(), *, n_evaluation=5000, n_production=8000, seed=3,
 
 def test_a_shift_towards_a_rare_distinct_kind_is_input_drift_not_behaviour():
     # Complaints (refused 30%, the rest 1-4% or 85-92%) are ~3% of evaluation (~150 records) and ~60%
-    # of production: the strata isolate them.
+    # of production. (At ~50 evaluation records the strata do not yet isolate them: see
+    # docs/detection.md, "Limits".)
     rare = with_weights(SUPPORT, {"complaint": 0.03})
     fired = _firing(SUPPORT, [Change(at=0, weights={"complaint": 1.5})], evaluation_domain=rare)
     assert not [e for e in fired if e.kind == "behaviour"], [e.message for e in fired]
     assert any(e.kind == "input" for e in fired)
-
-
-@pytest.mark.parametrize("domain, kind", [(SUPPORT, "complaint"), (DEVOPS, "security_alert")],
-                         ids=["support", "devops"])
-def test_a_kind_too_rare_for_a_stratum_that_becomes_common_is_input_drift_not_behaviour(domain, kind):
-    # ~25 of 5,000 evaluation records, fewer than a stratum may hold (condition_min_records, 30), and
-    # ~60% of production. Its inputs are thinly supported: not behaviour-tested, counted as novel.
-    # Without that rule the support case raises behaviour alarms ("called issue_refund on inputs marked
-    # by “my password”: 50% in production vs 0.01% in evaluation"); the allowance at this ARL is 0.
-    rare = with_weights(domain, {kind: 0.005})
-    n_production = 8000
-    fired = _firing(domain, [Change(at=0, weights={kind: 1.5})], evaluation_domain=rare, n_production=n_production)
-    behaviour = [e for e in fired if e.kind == "behaviour"]
-    assert len(behaviour) <= stats.poisson.ppf(0.999, n_production / ARL), [e.message for e in behaviour]
-    assert any(e.feature == "novel_input" for e in fired)
 
 
 @pytest.mark.parametrize("domain", [SUPPORT, DEVOPS], ids=["support", "devops"])

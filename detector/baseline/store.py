@@ -36,8 +36,7 @@ MANIFEST_FILE = "MANIFEST.sha256"
 ACTIVE_FILE = "ACTIVE"
 AUDIT_FILE = "audit.jsonl"
 AUDIT_HEAD_FILE = "audit.head"
-FORMAT = 4  # 2: conditions of predicted behaviour, data-quality and novelty features; 3: pluggable text embedders;
-# 4: thinly supported inputs count as novel
+FORMAT = 3  # 2: conditions of predicted behaviour, data-quality and novelty features; 3: pluggable text embedders
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 

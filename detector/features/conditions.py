@@ -23,16 +23,6 @@ An input unlike every evaluation input (most of its words never seen in evaluati
 evaluation inputs themselves show out of fold) is *novel*: stratum 0, whose behaviour is not
 scored against anyone's null; the input-mix features report it instead.
 
-An input whose predicted behaviour rests on *thinly supported* n-grams is treated alike. A kind of
-request seen a few dozen times in evaluation has words of its own that the regressions do learn
-from, and its predicted profile lies far from the crowd; but a stratum needs ``min_stratum``
-records, so such a kind is merged into a stratum of other kinds, and if it becomes common in
-production it drags that stratum's rates although the model answers it as before. So an input is
-thin when the n-grams its fold's model saw in fewer than ``min_stratum`` evaluation records move
-its predicted profile (Hellinger geometry, all features) by more than the strata's resolution:
-the median distance from a stratum's centroid to its nearest neighbour's. Its stratum would then
-be decided by evidence from fewer records than a stratum may hold. It gets stratum 0 too.
-
 User-defined conditions (``features.condition_attributes``, e.g. an ``intent`` attribute set by
 a router) replace the fitted strata: each value is its own condition.
 
@@ -94,7 +84,6 @@ class ConditionModel:
         self.columns = np.zeros(0, dtype=np.int64)  # hashed n-gram ids kept, sorted
         self.fold_df = np.zeros((folds, 0), dtype=np.int32)  # document frequency of each kept column per fold
         self.novel_threshold = 1.0  # share of unknown n-grams above which an input is novel
-        self.thin_distance = np.inf  # profile shift by thinly supported n-grams above which an input is thin
         # feature → (coef (folds, V, C), intercept (folds, C), classes (K,))
         self.models: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.centroids = np.zeros((0, 0), dtype=np.float32)  # strata of the predicted profile
@@ -145,28 +134,12 @@ class ConditionModel:
             k = int(min(self.n_strata, len(rows) // self.min_stratum, len(np.unique(z.round(4), axis=0))))
             centroids = KMeans(n_clusters=max(k, 1), n_init=3, random_state=self.seed).fit(z).cluster_centers_
             self.centroids = self._merge_small(z, centroids).astype(np.float32)
-            self.thin_distance = _resolution(self.centroids)
         return self
-
-    def _scores(self, x: sparse.csr_matrix, fold: np.ndarray) -> list[np.ndarray]:
-        """Per modelled feature, each record's scores (logits) under its fold's model."""
-        return [_linear(x, fold, coef) + intercept[fold] for coef, intercept, _ in self.models.values()]
 
     def _profile(self, x: sparse.csr_matrix, fold: np.ndarray) -> np.ndarray:
         """Square roots of every modelled feature's predicted distribution, side by side."""
-        return _profile_of(self._scores(x, fold))
-
-    def _thin(self, x: sparse.csr_matrix, fold: np.ndarray, scores: list[np.ndarray]) -> np.ndarray:
-        """Inputs whose profile moves by more than ``thin_distance`` when the n-grams their fold's
-        model saw in fewer than ``min_stratum`` evaluation records are left out."""
-        known_df = self.fold_df.sum(axis=0)[None, :] - self.fold_df  # (folds, V): df outside each fold
-        row_fold = np.repeat(fold, np.diff(x.indptr))
-        thin = sparse.csr_matrix((x.data * (known_df[row_fold, x.indices] < self.min_stratum), x.indices, x.indptr),
-                                 shape=x.shape)
-        thin.eliminate_zeros()  # few entries: the scores they add cost little to compute again
-        supported = [s - _linear(thin, fold, coef) for s, (coef, _, _) in zip(scores, self.models.values())]
-        shift = np.sqrt(((_profile_of(scores) - _profile_of(supported)) ** 2).sum(axis=1))
-        return shift > self.thin_distance
+        return np.hstack([np.sqrt(self._probabilities(x, fold, coef, intercept))
+                          for coef, intercept, _ in self.models.values()])
 
     def _unknown_share(self, hashed: sparse.csr_matrix, fold: np.ndarray) -> np.ndarray:
         """Per record, the share of its n-grams that its fold's model has not seen min_df times."""
@@ -227,6 +200,20 @@ class ConditionModel:
             centroids = np.delete(centroids, small, axis=0)
         return centroids
 
+    @staticmethod
+    def _probabilities(x: sparse.csr_matrix, fold: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+        folds, vocabulary, width = coef.shape
+        # Every fold's scores in one product (selecting each fold's rows first costs more, in
+        # overhead, than the extra products); each record keeps its own fold's.
+        every = x @ coef.transpose(1, 0, 2).reshape(vocabulary, folds * width)
+        scores = (every.reshape(-1, folds, width)[np.arange(x.shape[0]), fold] + intercept[fold]).astype(np.float64)
+        if width == 1:
+            p = 1.0 / (1.0 + np.exp(-scores[:, 0]))
+            return np.column_stack([1.0 - p, p])
+        scores -= scores.max(axis=1, keepdims=True)
+        e = np.exp(scores)
+        return e / e.sum(axis=1, keepdims=True)
+
     # ---- use -----------------------------------------------------------------------------------
     @property
     def n_conditions(self) -> int:
@@ -234,8 +221,7 @@ class ConditionModel:
         return 1 + max(len(self.centroids), 1)
 
     def strata(self, texts: Sequence[str | None], decision_ids: Sequence[str]) -> np.ndarray:
-        """Each record's condition: 1..S, or 0 (NOVEL) for an input unlike every evaluation input or
-        thinly supported by them."""
+        """Each record's condition: 1..S, or 0 (NOVEL) for an input unlike every evaluation input."""
         n = len(texts)
         if n == 0:
             return np.zeros(0, dtype=np.int16)
@@ -244,9 +230,7 @@ class ConditionModel:
         novel = self._unknown_share(hashed, fold) > self.novel_threshold
         if len(self.centroids):
             x, _ = self._restrict(hashed)
-            scores = self._scores(x, fold)
-            out = (_nearest(_profile_of(scores), self.centroids) + 1).astype(np.int16)
-            novel |= self._thin(x, fold, scores)
+            out = (_nearest(self._profile(x, fold), self.centroids) + 1).astype(np.int16)
         else:
             out = np.ones(n, dtype=np.int16)
         out[novel] = NOVEL
@@ -282,7 +266,6 @@ class ConditionModel:
                 "min_df": self.min_df, "regularisation": self.regularisation, "min_stratum": self.min_stratum,
                 "novelty_rate": self.novelty_rate, "prefix_chars": self.prefix_chars, "seed": self.seed,
                 "novel_threshold": self.novel_threshold, "features": list(self.models),
-                "thin_distance": self.thin_distance if np.isfinite(self.thin_distance) else None,  # JSON has no inf
                 "descriptions": self.descriptions}
         arrays = {f"{prefix}.columns": self.columns, f"{prefix}.fold_df": self.fold_df,
                   f"{prefix}.centroids": self.centroids}
@@ -298,7 +281,6 @@ class ConditionModel:
         model.columns = arrays[f"{prefix}.columns"].astype(np.int64)
         model.fold_df = arrays[f"{prefix}.fold_df"].astype(np.int32)
         model.novel_threshold = float(meta["novel_threshold"])
-        model.thin_distance = np.inf if meta["thin_distance"] is None else float(meta["thin_distance"])
         model.descriptions = list(meta["descriptions"])
         model.centroids = arrays[f"{prefix}.centroids"]
         model.models = {name: tuple(arrays[f"{prefix}.{i}.{part}"] for part in _PARTS)
@@ -306,40 +288,6 @@ class ConditionModel:
         return model
 
 
-def _linear(x: sparse.csr_matrix, fold: np.ndarray, coef: np.ndarray) -> np.ndarray:
-    """Each record's ``x · coef`` under its own fold's coefficients, without intercept."""
-    folds, vocabulary, width = coef.shape
-    # Every fold's scores in one product (selecting each fold's rows first costs more, in
-    # overhead, than the extra products); each record keeps its own fold's.
-    every = x @ coef.transpose(1, 0, 2).reshape(vocabulary, folds * width)
-    return every.reshape(-1, folds, width)[np.arange(x.shape[0]), fold].astype(np.float64)
-
-
-def _profile_of(scores: list[np.ndarray]) -> np.ndarray:
-    """Square roots of the distributions of each feature's scores (one column: binary), side by side."""
-    return np.hstack([np.sqrt(_distribution(s)) for s in scores])
-
-
-def _distribution(scores: np.ndarray) -> np.ndarray:
-    if scores.shape[1] == 1:
-        p = 1.0 / (1.0 + np.exp(-scores[:, 0]))
-        return np.column_stack([1.0 - p, p])
-    e = np.exp(scores - scores.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def _resolution(centroids: np.ndarray) -> float:
-    """The median distance from a centroid to its nearest neighbour (inf with a single stratum)."""
-    if len(centroids) < 2:
-        return np.inf
-    gaps = np.sqrt(np.maximum(_squared_distances(centroids, centroids), 0.0))
-    np.fill_diagonal(gaps, np.inf)
-    return float(np.median(gaps.min(axis=1)))
-
-
-def _squared_distances(z: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    return (z**2).sum(axis=1)[:, None] - 2.0 * z @ centroids.T + (centroids**2).sum(axis=1)[None, :]
-
-
 def _nearest(z: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    return np.argmin(_squared_distances(z, centroids), axis=1)
+    d2 = (z**2).sum(axis=1)[:, None] - 2.0 * z @ centroids.T + (centroids**2).sum(axis=1)[None, :]
+    return np.argmin(d2, axis=1)

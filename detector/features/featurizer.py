@@ -13,8 +13,7 @@ Every feature ends as a code in ``0..K-1`` so that one family of tests serves al
 * free text (output, reasoning, input): the nearest codebook centroid (:mod:`.text`);
 * oversight-awareness phrases in the output and reasoning: none / one / two or more;
 * data quality (kind ``data``): an expected part missing, or a value never seen in evaluation;
-* novel input (kind ``input``): an input unlike every evaluation input, or thinly supported by
-  them (:mod:`.conditions`).
+* novel input (kind ``input``): an input unlike every evaluation input.
 
 Missing and unseen codes of a behaviour feature are data-quality facts, not behaviour: they are
 left out of that feature's tests and counted by the ``data_quality`` feature instead.
