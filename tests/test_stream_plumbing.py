@@ -477,11 +477,11 @@ def test_broker_killed_when_the_owner_process_ends(how):
         time.sleep(60)
         """
     )
-    # The child starts with SIGHUP at its default action even when the suite runs under nohup
-    # (which ignores SIGHUP, and an ignored signal is inherited).
+    # The child starts with SIGHUP and SIGINT at their default actions even when the suite runs
+    # under nohup or as a background job (which ignore them, and an ignored signal is inherited).
     proc = subprocess.Popen(
         [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
+        preexec_fn=lambda: [signal.signal(s, signal.SIG_DFL) for s in (signal.SIGHUP, signal.SIGINT)],
     )
     try:
         pid = int(proc.stdout.readline())
