@@ -100,11 +100,13 @@ class FeaturesConfig:
     # Conditions (detector.features.conditions): strata of predicted P(code | input) per behaviour
     # feature, cross-fitted over `condition_folds` folds, or the user's own condition attributes.
     condition_attributes: list[str] = field(default_factory=list)  # e.g. ["intent"]: each value a condition
+    # Without condition_attributes: the first of these that evaluation records carry is used the same way.
+    condition_attributes_auto: list[str] = field(default_factory=lambda: ["intent", "category"])
     condition_strata: int = 16
     condition_folds: int = 3
     condition_vocabulary: int = 8192  # hashed token uni/bigrams kept (the most frequent, seen >= 2 times)
     condition_regularisation: float = 0.1  # C of the logistic regressions (smaller: smoother)
-    condition_min_records: int = 30  # fewest evaluation records a stratum may hold
+    condition_min_records: int = 15  # fewest evaluation records a stratum may hold
     condition_prefix_chars: int = 4000  # of each input text, for conditions and novelty
     novelty_rate: float = 0.001  # share of evaluation inputs (out of fold) that count as novel
     expected_presence: float = 0.99  # a part present in this share of evaluation is "expected" (data faults)

@@ -6,11 +6,15 @@ context and sign-offs, so clustering the input text groups requests by their boi
 condition is a stratum of the *predicted behaviour*: per behaviour feature, a regularised
 logistic regression on hashed token uni- and bigrams of the input (:mod:`.token_hashing`: words,
 and characters of scripts written without spaces) estimates P(code | input); the records are
-then grouped by their predicted behaviour profile, all features at once (k-means on
-the square roots of the predicted distributions, a Hellinger geometry in which a rare kind with a
-distinct rate on any behaviour lies far from the crowd and keeps its own stratum). Words that do
-not predict behaviour (greetings, order numbers) get no weight, so they neither split nor merge
-conditions.
+then grouped by their predicted behaviour profile, all features at once, into strata that lose
+as little of the predictions as they can: Σ KL(predicted profile ‖ its stratum's mean profile)
+(a Bregman k-means, :func:`kl_strata`), because that divergence is what a record placed in the
+wrong stratum costs a detector, in nats of evidence per record against a null that holds. The
+sum is the crowd's, so the records still far from their stratum get strata of their own in a
+second pass: a rare kind with a distinct rate (30 complaints in 20,000 requests, refused 30%
+where the rest are refused 2%) left inside a crowd's stratum would make a shift of traffic
+towards it look like a change of behaviour. Words that do not predict behaviour (greetings,
+order numbers) get no weight, so they neither split nor merge conditions.
 
 Cross-fitting keeps the strata honest. Each record belongs to one of ``folds`` folds by a hash
 of its decision id; the model of fold k is fitted on the other folds, and places the records of
@@ -44,7 +48,6 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import sparse
-from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, HashingVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -70,7 +73,7 @@ class ConditionModel:
     """
 
     def __init__(self, strata: int = 8, folds: int = 3, vocabulary: int = 8192, min_df: int = 2,
-                 regularisation: float = 0.1, min_stratum: int = 30, novelty_rate: float = 0.001,
+                 regularisation: float = 0.1, min_stratum: int = 15, novelty_rate: float = 0.001,
                  prefix_chars: int = 4000, seed: int = 0):
         self.n_strata = strata
         self.folds = folds
@@ -132,14 +135,12 @@ class ConditionModel:
         if self.models and len(rows) >= 2 * self.min_stratum:
             z = self._profile(x[rows], fold[rows])
             k = int(min(self.n_strata, len(rows) // self.min_stratum, len(np.unique(z.round(4), axis=0))))
-            centroids = KMeans(n_clusters=max(k, 1), n_init=3, random_state=self.seed).fit(z).cluster_centers_
-            self.centroids = self._merge_small(z, centroids).astype(np.float32)
+            self.centroids = kl_strata(z, max(k, 1), self.min_stratum, self.seed).astype(np.float32)
         return self
 
     def _profile(self, x: sparse.csr_matrix, fold: np.ndarray) -> np.ndarray:
-        """Square roots of every modelled feature's predicted distribution, side by side."""
-        return np.hstack([np.sqrt(self._probabilities(x, fold, coef, intercept))
-                          for coef, intercept, _ in self.models.values()])
+        """Every modelled feature's predicted distribution, side by side."""
+        return np.hstack([self._probabilities(x, fold, coef, intercept) for coef, intercept, _ in self.models.values()])
 
     def _unknown_share(self, hashed: sparse.csr_matrix, fold: np.ndarray) -> np.ndarray:
         """Per record, the share of its n-grams that its fold's model has not seen min_df times."""
@@ -190,16 +191,6 @@ class ConditionModel:
                 coef[k][:, where], intercept[k, where] = lr.coef_.T, lr.intercept_
         return coef, intercept, labels.astype(np.int16)
 
-    def _merge_small(self, z: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-        """Drop strata holding fewer than ``min_stratum`` records (their records join the nearest)."""
-        while len(centroids) > 1:
-            sizes = np.bincount(_nearest(z, centroids), minlength=len(centroids))
-            small = int(np.argmin(sizes))
-            if sizes[small] >= self.min_stratum:
-                break
-            centroids = np.delete(centroids, small, axis=0)
-        return centroids
-
     @staticmethod
     def _probabilities(x: sparse.csr_matrix, fold: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
         folds, vocabulary, width = coef.shape
@@ -230,7 +221,7 @@ class ConditionModel:
         novel = self._unknown_share(hashed, fold) > self.novel_threshold
         if len(self.centroids):
             x, _ = self._restrict(hashed)
-            out = (_nearest(self._profile(x, fold), self.centroids) + 1).astype(np.int16)
+            out = (_closest(self._profile(x, fold), self.centroids) + 1).astype(np.int16)
         else:
             out = np.ones(n, dtype=np.int16)
         out[novel] = NOVEL
@@ -288,6 +279,92 @@ class ConditionModel:
         return model
 
 
-def _nearest(z: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    d2 = (z**2).sum(axis=1)[:, None] - 2.0 * z @ centroids.T + (centroids**2).sum(axis=1)[None, :]
-    return np.argmin(d2, axis=1)
+_FLOOR = 1e-12  # of a mean profile's share, so that its log is finite
+
+
+def _cross_entropy(z: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """-Σ z log c for every (record, centroid): KL(z ‖ c) up to a term that depends on z alone."""
+    return -(z @ np.log(np.maximum(centroids, _FLOOR)).T)
+
+
+def _closest(z: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    return np.argmin(_cross_entropy(z, centroids), axis=1)
+
+
+def _means(z: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    sums = np.zeros((k, z.shape[1]))
+    np.add.at(sums, labels, z)
+    return sums / np.maximum(np.bincount(labels, minlength=k), 1)[:, None]
+
+
+def kl_strata(z: np.ndarray, k: int, min_size: int, seed: int = 0, outlier_nats: float = 1.0,
+              restarts: int = 3) -> np.ndarray:
+    """Mean profiles of about ``k`` strata of the rows of ``z`` (probability distributions side by
+    side) minimising Σ KL(row ‖ its stratum's mean), each stratum holding at least ``min_size`` rows.
+
+    The sum is dominated by the crowd: splitting a big kind in two on noise gains more than giving
+    30 distinct records their own stratum. So, after the strata of the crowd, the rows still more
+    than ``outlier_nats`` from theirs (a traffic shift towards such rows would be scored as ~that
+    much evidence per record against a null that holds) are grouped the same way into strata of
+    their own, when there are at least ``min_size`` of them.
+
+    With room for one stratum only, 20 rows refused 60% of the time (the crowd: 2%) still get theirs:
+
+    >>> z = np.array([[0.98, 0.02]] * 1000 + [[0.4, 0.6]] * 20)
+    >>> np.round(kl_strata(z, 1, 10), 2).tolist()
+    [[0.98, 0.02], [0.4, 0.6]]
+    """
+    rng = np.random.default_rng(seed)
+    # Σ z log z: with the cross entropy, each row's divergence from a centre.
+    entropy = np.where(z > 0, z * np.log(np.maximum(z, _FLOOR)), 0.0).sum(axis=1)
+    centroids = _lloyd(z, entropy, k, restarts, rng)
+    far = np.flatnonzero(entropy + _cross_entropy(z, centroids).min(axis=1) > outlier_nats)
+    if len(far) >= min_size:
+        extra = _lloyd(z[far], entropy[far], max(1, min(k, len(far) // min_size)), restarts, rng)
+        centroids = np.vstack([centroids, extra])
+    # The smallest stratum under min_size is dissolved into the others, one at a time.
+    while len(centroids) > 1:
+        sizes = np.bincount(_closest(z, centroids), minlength=len(centroids))
+        small = int(np.argmin(sizes))
+        if sizes[small] >= min_size:
+            break
+        centroids = np.delete(centroids, small, axis=0)
+    return _means(z, _closest(z, centroids), len(centroids))
+
+
+def _lloyd(z: np.ndarray, entropy: np.ndarray, k: int, restarts: int, rng: np.random.Generator,
+           iterations: int = 100) -> np.ndarray:
+    """Lloyd's iterations with the KL divergence (a Bregman divergence, so a stratum's best centre is
+    its rows' mean) from greedy k-means++ seeds; the best of ``restarts``."""
+    best, best_loss = None, np.inf
+    for _ in range(restarts):
+        centroids = _seed(z, k, entropy, rng)
+        for _ in range(iterations):
+            updated = _means(z, _closest(z, centroids), len(centroids))
+            if np.allclose(updated, centroids, atol=1e-9):
+                break
+            centroids = updated
+        loss = float((entropy + _cross_entropy(z, centroids).min(axis=1)).sum())
+        if loss < best_loss:
+            best, best_loss = centroids, loss
+    return best
+
+
+def _seed(z: np.ndarray, k: int, entropy: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Greedy k-means++ seeds under the KL divergence, the first being the overall mean (the crowd).
+    A seed is a row mixed with a tenth of the overall mean, so that a code the row gives
+    probability ~0 does not make every other row infinitely far from it."""
+    overall = z.mean(axis=0)
+    centroids = overall[None, :]
+    closest = entropy + _cross_entropy(z, centroids)[:, 0]
+    trials = 2 + int(np.log(k))
+    for _ in range(1, k):
+        weights = np.maximum(closest, 0.0)
+        if weights.sum() <= 0:
+            break
+        candidates = 0.9 * z[rng.choice(len(z), size=trials, p=weights / weights.sum())] + 0.1 * overall
+        distances = np.minimum(closest[:, None], entropy[:, None] + _cross_entropy(z, candidates))
+        pick = int(np.argmin(distances.sum(axis=0)))
+        centroids = np.vstack([centroids, candidates[pick]])
+        closest = distances[:, pick]
+    return centroids

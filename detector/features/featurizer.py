@@ -180,7 +180,8 @@ class Featurizer:
         self.coders: dict[str, TextCoder] = {}
         self._cluster_examples: dict[str, list[str]] = {}
         self.conditions = self._condition_model()
-        self.condition_values: list[str] = []  # with features.condition_attributes: each a condition
+        self.condition_keys: list[str] = []  # attributes whose values are the conditions (else fitted strata)
+        self.condition_values: list[str] = []  # with condition_keys: each value a condition
         self.expected: list[str] = []  # behaviour features whose absence is a data fault
         self.n_conditions: list[int] = []  # per feature
         self._phrases = PhraseCounter(config.oversight_phrases, config.phrase_variants, config.phrase_max_chars)
@@ -215,8 +216,9 @@ class Featurizer:
         self.expected = [specs[j].name for j in behaviour if specs[j].first_present > 0
                          and np.mean(codes[:, j] != 0) >= c.expected_presence] if len(codes) else []
         self.conditions = self._condition_model()
+        self.condition_keys = self._condition_keys(decisions)
         self.condition_values = []
-        if c.condition_attributes:
+        if self.condition_keys:
             self.condition_values = vocabulary([self._condition_value(d) for d in decisions], c.max_codes * 4)
         else:
             ids = [d.decision_id for d in decisions]
@@ -226,8 +228,22 @@ class Featurizer:
             self.conditions.descriptions = self.conditions.describe([d.input_text for d in decisions[:5000]], ids[:5000])
         self._build_indexes()
 
+    def _condition_keys(self, decisions: Sequence[Decision]) -> list[str]:
+        """The configured condition attributes; else the first of ``condition_attributes_auto`` that
+        evaluation records carry (nearly all of them, with 2 to ``4 × max_codes`` values): a router's
+        intent or a product category says what was asked better than any model of the text."""
+        c = self.config
+        if c.condition_attributes:
+            return list(c.condition_attributes)
+        for key in c.condition_attributes_auto:
+            values = [attribute_text(d.attributes.get(key)) for d in decisions]
+            present = [v for v in values if v is not None]
+            if len(present) >= c.expected_presence * max(len(values), 1) and 2 <= len(set(present)) <= 4 * c.max_codes:
+                return [key]
+        return []
+
     def _condition_value(self, d: Decision) -> str:
-        return "\x1f".join(attribute_text(d.attributes.get(k)) or MISSING_LABEL for k in self.config.condition_attributes)
+        return "\x1f".join(attribute_text(d.attributes.get(k)) or MISSING_LABEL for k in self.condition_keys)
 
     def _fit_codes(self, decisions: Sequence[Decision]) -> None:
         c = self.config
@@ -350,7 +366,7 @@ class Featurizer:
             return ""
         if self.condition_values:
             value = self.condition_values[condition - 1]
-            return ", ".join(f"{k} = {v}" for k, v in zip(self.config.condition_attributes, value.split("\x1f")))
+            return ", ".join(f"{k} = {v}" for k, v in zip(self.condition_keys, value.split("\x1f")))
         words = self.conditions.descriptions
         return words[condition] if condition < len(words) else ""
 
@@ -445,6 +461,7 @@ class Featurizer:
         arrays.update(arr)
         meta = {
             "conditions": conditions,
+            "condition_keys": self.condition_keys,
             "condition_values": self.condition_values,
             "expected": self.expected,
             "refusal_source": self.refusal_source,
@@ -474,6 +491,7 @@ class Featurizer:
         }
         fz._cluster_examples = meta["cluster_examples"]
         fz.conditions = ConditionModel.from_state(meta["conditions"], arrays, "conditions")
+        fz.condition_keys = list(meta.get("condition_keys", fz.config.condition_attributes))
         fz.condition_values = list(meta["condition_values"])
         fz.expected = list(meta["expected"])
         fz.refusal_source = meta["refusal_source"]
