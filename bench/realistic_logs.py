@@ -113,6 +113,9 @@ def null_runs(seeds: list[int], n_evaluation: int, n_production: int) -> list[di
          [Change(at=0, weights={"complaint": 1.5})], None),
         ("support, a 1% kind becomes 60%", SUPPORT, with_weights(SUPPORT, {"complaint": 0.01}),
          [Change(at=0, weights={"complaint": 1.5})], None),
+        *((f"support, a kind with ~{n} evaluation records becomes 60%", SUPPORT,
+           with_weights(SUPPORT, {"complaint": n / n_evaluation}), [Change(at=0, weights={"complaint": 1.5})], None)
+          for n in (30, 60)),
         ("support, a third of inputs in unseen words", SUPPORT, None, [], novel_inputs),
         ("support, 10% of records without output", SUPPORT, None, [], missing_output),
     ]
