@@ -379,14 +379,19 @@ def scale_out_section(scale: dict | None, run: dict | None) -> list[str]:
     one, two = scale["featurise"]
     ceiling, state = scale["detect_ceiling"], scale["state"]
     when = f", run {run['finished']}" if run else ""
+    if run and run.get("git"):  # a part re-run alone may be of another commit than the rest (meta["git"])
+        when += f" at git {run['git']}"
     lines = ["## One busy model across processes (split roles)", "",
              f"bench/scale_out.py{when}: "
              f"{scale['records']:,} records of one model with long texts ({scale['mean_record_bytes']:,} bytes on "
              f"average), dealt round-robin to two partitions; blocks of {scale['block_records']} records; every role a "
-             "`janus serve` process with its state in the Kafka state topic, on the embedded broker. Rates run from "
-             "the first record to the last after the consumer group settled; the machine's other work shares the "
-             "cores (load average at the end of each run in the table), so records per CPU-second is the per-process "
-             "figure and the wall-clock ratio is what the free cores allowed.", "",
+             "`janus serve` process with its state in the Kafka state topic, on the embedded broker. The records are a "
+             "backlog: a busy model's producers live on other hosts, so they are produced while the featurisers are "
+             "stopped (SIGSTOP, after the consumer group settled on two warm-up records; "
+             f"{max(r['backlog_produced_s'] for r in (one, two))} s at most, well within the session timeout), and "
+             "the rates run from the featurisers' continuing (SIGCONT) to the last record featurised. The machine's "
+             "other work shares the cores (load average at the end of each run in the table), so records per "
+             "CPU-second is the per-process figure and the wall-clock ratio is what the free cores allowed.", "",
              "| `--role featurise` processes → one `--role detect` | records/s (wall) | records per CPU-second, "
              "per featuriser | cores kept busy | load average |", "|---|---|---|---|---|"]
     for r in (one, two):

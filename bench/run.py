@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             meta = {"seconds": round(time.time() - t0, 1), "returncode": proc.returncode,
                     "args": " ".join(commands[part][1:]), "load_average": round(os.getloadavg()[0], 1),
                     "alongside": alongside,
-                    "finished": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+                    "finished": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "git": git()[0]}
             (parts_dir / f"{part}.meta.json").write_text(json.dumps(meta))
             print(f"[bench] {part}: exit {proc.returncode} after {meta['seconds']:.0f} s", flush=True)
 

@@ -7,9 +7,15 @@ lengthened to long texts (pasted context in the input, long answers: ``LONG_INPU
 as a model too busy for one partition would be).
 
 - ``featurise``: records/s of one featuriser process, then of two (each its own process), from
-  their /metrics progress between the first record and the last (after the group settled); the
-  ratio is the scale-out. Also the featurisers' records per CPU-second and the cores they kept
-  busy (from /proc): on a machine shared with other work, wall-clock rates follow the free cores.
+  their /metrics progress over a backlog: the group settles on two warm-up records (every
+  featuriser owns a partition), the featurisers are stopped (SIGSTOP) while the rest of the
+  records is produced and flushed, then continued (SIGCONT) and timed until the last record is
+  featurised. A busy model's producers live on other hosts: producing here, during the
+  measurement, would take a share of this machine's cores from the featurisers. The pause (under
+  a second) stays well below the session timeout, so the group does not rebalance; a run whose
+  group did is refused. The ratio is the scale-out. Also the featurisers' records per CPU-second
+  and the cores they kept busy (from /proc): on a machine shared with other work, wall-clock rates
+  follow the free cores.
 - ``detect``: the detector's own ceiling: the blocks of the two-featuriser run, decoded, merged
   and applied (``Monitor.update_counts``) in one process as fast as it can, records represented
   per second and blocks per second (Kafka's share is the featurisers' rate above).
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -40,9 +47,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 SEED = 5
 LONG_INPUT, LONG_OUTPUT = 3_000, 1_200  # characters
 BLOCK = 500
+SESSION_TIMEOUT_MS = 6000
 CONFIG = """
 [kafka]
-session_timeout_ms = 6000
+session_timeout_ms = {session_timeout_ms}
 max_poll_interval_ms = 20000
 max_poll_records = 500
 
@@ -55,6 +63,9 @@ counts_topic = "{counts_topic}"
 block_records = {block}
 merge_wait_seconds = 1.0
 """
+_ASSIGNED = re.compile(r"assigned \S+\[(\d+)\]")
+_REVOKED = re.compile(r"revoked (.*)")
+_PARTITION = re.compile(r"\[(\d+)\]")
 _CHECKPOINT = re.compile(r"checkpoint to topic \S+: .*; ([\d,]+) bytes in (\d+) messages?, (\d+) ms")
 
 
@@ -112,14 +123,28 @@ class _Serve:
         except subprocess.TimeoutExpired:
             self.proc.kill()
 
+    def signal(self, signum: int) -> None:
+        os.kill(self.proc.pid, signum)
+
+    def messages(self) -> list[str]:
+        """The messages this process logged so far."""
+        return [orjson.loads(line).get("message", "") for line in self.log.read_bytes().splitlines()
+                if line.startswith(b"{")]
+
+    def owned(self) -> frozenset[int]:
+        """The partitions this process owns, by its "assigned" and "revoked" log lines."""
+        owned: set[int] = set()
+        for message in self.messages():
+            if match := _ASSIGNED.match(message):
+                owned.add(int(match[1]))
+            elif match := _REVOKED.match(message):
+                owned -= {int(p) for p in _PARTITION.findall(match[1])}
+        return frozenset(owned)
+
     def checkpoints(self) -> list[tuple[int, int, int]]:
         """(bytes, messages, ms) of every checkpoint this process logged."""
-        out = []
-        for line in self.log.read_bytes().splitlines():
-            match = _CHECKPOINT.search(orjson.loads(line).get("message", "")) if line.startswith(b"{") else None
-            if match:
-                out.append((int(match[1].replace(",", "")), int(match[2]), int(match[3])))
-        return out
+        return [(int(m[1].replace(",", "")), int(m[2]), int(m[3]))
+                for m in map(_CHECKPOINT.search, self.messages()) if m]
 
 
 def _until(done, serves: list[_Serve], what: str, timeout: float = 900.0) -> None:
@@ -143,7 +168,8 @@ def featurise_run(bootstrap: str, store: Path, tmp: Path, values: list[bytes], f
     create_topics(bootstrap, [topic], 2)
     create_topics(bootstrap, [counts], 1)
     config = tmp / f"{name}.toml"
-    config.write_text(CONFIG.format(state_topic=f"bench.{name}.state", counts_topic=counts, block=BLOCK))
+    config.write_text(CONFIG.format(session_timeout_ms=SESSION_TIMEOUT_MS, state_topic=f"bench.{name}.state",
+                                    counts_topic=counts, block=BLOCK))
     argv = [sys.executable, "-m", "detector", "--config", str(config), "serve", "--store", str(store),
             "--bootstrap-servers", bootstrap, "--topic", topic, "--group-id", f"bench-{name}",
             "--alert-topic", f"bench.{name}.alerts", "--arl", "1e6", "--log-level", "info"]
@@ -163,16 +189,31 @@ def featurise_run(bootstrap: str, store: Path, tmp: Path, values: list[bytes], f
             return _metric(w.port, "janus_decisions_total{", "janus_records_rejected_total{")
 
         progress = lambda: sum(done(w) for w in workers)  # noqa: E731
-        # Warm-up: one record per partition, until every featuriser has one (the group is settled),
-        # so that the measurement holds no rebalance.
+        # Warm-up: one record per partition, until every featuriser owns a partition and both records
+        # are featurised (the group is settled), so that the measurement holds no rebalance.
         produce(0, 2)
-        _until(lambda: all(done(w) > 0 for w in workers) and progress() >= 2, serves, "a settled group")
-        first, cpu = (time.perf_counter(), progress()), sum(w.cpu_seconds() for w in workers)
-        produce(2, len(values))
+        _until(lambda: _settled(workers) and progress() >= 2, serves, "a settled group")
+        owners, before = [w.owned() for w in workers], progress()  # /metrics does not answer while stopped
+        # The backlog: produced while the featurisers are stopped, so they only read it.
+        for w in workers:
+            w.signal(signal.SIGSTOP)
+        paused = time.perf_counter()
+        try:
+            produce(2, len(values))
+        finally:
+            paused = time.perf_counter() - paused
+            cpu = sum(w.cpu_seconds() for w in workers)
+            started = time.perf_counter()
+            for w in workers:
+                w.signal(signal.SIGCONT)
         _until(lambda: progress() >= len(values), serves, "every record featurised")
-        seconds = time.perf_counter() - first[0]
+        seconds = time.perf_counter() - started
         cpu = sum(w.cpu_seconds() for w in workers) - cpu
-        rate = (len(values) - first[1]) / seconds
+        rate = (len(values) - before) / seconds
+        if [w.owned() for w in workers] != owners:
+            raise RuntimeError(f"the featurisers' group rebalanced during the measurement (backlog produced in "
+                               f"{paused:.1f} s, session timeout {SESSION_TIMEOUT_MS / 1000:g} s), so the rate "
+                               "would include the rebalance; run again on a less loaded machine")
         # The last blocks close at the featurisers' next checkpoint; then every block is applied.
         _until(lambda: _committed(bootstrap, f"bench-{name}.featurise", topic) >= len(values), serves,
                "the featurisers' last checkpoint")
@@ -183,10 +224,17 @@ def featurise_run(bootstrap: str, store: Path, tmp: Path, values: list[bytes], f
         for s in serves:
             s.stop()
     return {"featurisers": featurisers, "records_per_s": round(rate), "seconds": round(seconds, 1),
-            "records_per_cpu_s": round((len(values) - first[1]) / cpu), "cores_busy": round(cpu / seconds, 2),
+            "backlog_produced_s": round(paused, 2),
+            "records_per_cpu_s": round((len(values) - before) / cpu), "cores_busy": round(cpu / seconds, 2),
             "load_average": round(os.getloadavg()[0], 1),
             "counts_topic": counts, "checkpoints": {"featurise": [c for w in workers for c in w.checkpoints()],
                                                     "detect": detector.checkpoints()}}
+
+
+def _settled(workers: list[_Serve]) -> bool:
+    """Every featuriser owns a partition, and together they own both, each once."""
+    owned = [w.owned() for w in workers]
+    return all(owned) and sorted(p for o in owned for p in o) == [0, 1]
 
 
 def _committed(bootstrap: str, group: str, topic: str) -> int:
@@ -283,7 +331,7 @@ def run(quick: bool = False) -> dict:
     from detector.records import parse_values
     from detector.stream.broker import EmbeddedBroker
 
-    n = 4_000 if quick else 12_000
+    n = 4_000 if quick else 24_000  # two featurisers take ~2.5 s: fixed costs (first fetch, polling) stay small
     logs = generate(SUPPORT, seed=SEED, n_evaluation=2_000, n_production=n)
     evaluation = long_records(logs.evaluation)
     values = [orjson.dumps(r) for r in long_records(logs.production)]

@@ -353,12 +353,30 @@ class StreamService:
                 self.running.set()
             self._watch_connection()
             if batch:
+                self._prefetch()
                 self._process(batch)
             self._tick_tasks()
             self._maybe_checkpoint()
             self._maybe_refresh_baselines()
             if self.on_tick is not None:
                 self.on_tick()
+
+    def _prefetch(self) -> None:
+        """Ask for the next records now, so that they arrive while this batch is processed.
+
+        kafka-python (3.0) sends the next fetch only from inside ``poll()``, and not at all when that
+        ``poll()`` had to wait for the records it returns: each batch would then wait a whole fetch
+        round trip (about 50 ms for 6 MB from the embedded broker, a sixth of the time featurising
+        long texts). Its fetcher sends nothing for a partition that still has records buffered or a
+        fetch in flight, so this never fetches twice. (A private API, hence looked up and skipped
+        if absent.)
+        """
+        send = getattr(getattr(self._consumer, "_fetcher", None), "send_fetches", None)
+        if send is not None:
+            try:
+                send()
+            except Exception as exc:  # the next poll() fetches anyway
+                log.debug("prefetch failed: %s", exc)
 
     def _watch_connection(self) -> None:
         """Say so, in our own words, when the group coordinator has been out of reach for a while.
