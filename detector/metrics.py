@@ -386,12 +386,15 @@ class JanusMetrics:
         self._lag_keys.add(key)
         self.lag.labels(*key).set(max(float(lag), 0.0))
 
-    def remove_lag(self, topic: str, partition: int) -> None:
-        """Stop exporting a partition's lag (it was revoked: its new owner reports it)."""
-        key = (clip(topic), clip(partition))
-        if key in self._lag_keys:
+    def set_lags(self, lags: dict[tuple[str, int], float]) -> None:
+        """Every owned partition's lag; a partition no longer owned stops being exported (its new
+        owner reports it), so a revoked partition does not show its last lag forever."""
+        owned = {(clip(t), clip(p)) for t, p in lags}
+        for key in self._lag_keys - owned:
             self._lag_keys.discard(key)
             _remove(self.lag, key)
+        for (t, p), lag in lags.items():
+            self.set_lag(t, p, lag)
 
     def set_checkpoint(self, ts: float | None = None, *, size_bytes: int = 0, seconds: float = 0.0) -> None:
         """The last checkpoint: its time, size and write time."""

@@ -521,3 +521,13 @@ def test_gauge_refresh_is_throttled_per_model(stream):
     now[0] = 5.0
     feed(values[1000:1500])
     assert statistic() != first
+
+
+def test_a_revoked_partitions_lag_stops_being_exported():
+    metrics = JanusMetrics()
+    lag = lambda p: metrics.registry.get_sample_value(  # noqa: E731
+        "janus_consumer_lag_records", {"topic": "janus.decisions", "partition": str(p)})
+    metrics.set_lags({("janus.decisions", 0): 5, ("janus.decisions", 1): 3})
+    assert (lag(0), lag(1)) == (5.0, 3.0)
+    metrics.set_lags({("janus.decisions", 1): 0})  # partition 0 moved to another instance
+    assert (lag(0), lag(1)) == (None, 0.0)

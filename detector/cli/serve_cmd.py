@@ -131,8 +131,7 @@ def wire_metrics(service: StreamService, metrics: JanusMetrics) -> None:
     def on_tick():
         # After every poll, records or not: a drained partition's lag goes to 0 while idle, checkpoints
         # show their time, and partitions per model follow claims, revocations and fencing.
-        for (t, p), lag in service.lags().items():
-            metrics.set_lag(t, p, lag)
+        metrics.set_lags(service.lags())
         if service.last_checkpoint_time is not None:
             metrics.set_checkpoint(service.last_checkpoint_time, size_bytes=service.last_checkpoint_bytes,
                                    seconds=service.last_checkpoint_seconds)
