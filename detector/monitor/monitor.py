@@ -30,7 +30,7 @@ from detector.features.conditions import NOVEL
 from detector.features.featurizer import MISSING_PART
 from detector.monitor.alerts import SEVERITY, AlertEvent, describe, iso_time
 from detector.monitor.detectors import DOWN, SHARE, UP, Component, alternative_table, feature_components
-from detector.monitor.nulls import dirichlet_alpha, log_predictive_of_counts, predictive, running_count
+from detector.monitor.nulls import dirichlet_alpha, floored, log_predictive_of_counts, predictive, running_count
 from detector.monitor.shiryaev_roberts import ShiryaevRoberts
 from detector.records import Decision
 
@@ -250,7 +250,7 @@ class Monitor:
                 before_key[learn] = running_count(keys[learn])
                 before_cell[learn] = running_count(cells[learn])
             alpha, seen = self._alpha[f], self.seen[f]
-            m = (alpha.ravel()[keys] + seen.ravel()[keys] + before_key) / (
+            m = floored(alpha.ravel()[keys] + seen.ravel()[keys] + before_key) / (
                 alpha.sum(axis=1)[cells] + seen.sum(axis=1)[cells] + before_cell)
             lr[rows, self.sr.components(f)] = self._alt[f][keys] / m[:, None]
             if learn.any():

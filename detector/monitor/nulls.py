@@ -21,6 +21,16 @@ condition is never pulled to the crowd; a cell with few leans on the model-wide 
 oversight phrase, an exotic tool) gets ~1/N pseudo-records instead of ½ in every cell, so a stream
 that keeps never producing it does not pile up the uniform prior's log T regret in each cell.
 
+One floor guards the boundary: when a code occurs in a cell whose pseudo-count for it is below ½
+(evaluation never showed it there, and the pooled prior gave it ~1/N), the predictive is read
+with ½ pseudo-records for that occurrence, Jeffreys' share for an unseen code. The pooled prior
+says "as rare here as everywhere", a strong claim about a cell of a few hundred records that
+never showed it: a rare tool used by one kind (2 calls in 20,000 evaluation records) can be 0 in
+that kind's stratum by chance, and without the floor its first production call there would be
+scored at ~10⁻⁷ and page on its own. Raising a denominator only lowers a likelihood ratio, so
+E[Λ] ≤ 1 still holds; the cost is that a code's first occurrence in such a cell counts for
+up to a few nats instead of a dozen.
+
 Production counts stop updating a (segment, feature) while its alert fires, so a persistent
 change keeps its alert instead of being learnt as the new normal.
 
@@ -62,6 +72,14 @@ def predictive(alpha: np.ndarray) -> np.ndarray:
     return alpha / np.maximum(alpha.sum(axis=1, keepdims=True), 1e-300)
 
 
+FIRST_OCCURRENCE_FLOOR = 0.5  # pseudo-records a code gets when it occurs in a cell (see above)
+
+
+def floored(pseudo_counts: np.ndarray) -> np.ndarray:
+    """A code's pseudo-count as the predictive reads it when that code occurs."""
+    return np.maximum(pseudo_counts, FIRST_OCCURRENCE_FLOOR)
+
+
 def running_count(keys: np.ndarray) -> np.ndarray:
     """For each position, how many earlier positions hold the same key.
 
@@ -81,9 +99,12 @@ def running_count(keys: np.ndarray) -> np.ndarray:
 
 def log_predictive_of_counts(alpha: np.ndarray, seen: np.ndarray, batch: np.ndarray) -> np.ndarray:
     """log m(batch | alpha + seen) per cell: the Dirichlet-multinomial probability of a sequence with
-    these code counts, the product of the sequential predictives in any order."""
+    these code counts, the product of the sequential predictives in any order, each code's first
+    occurrence read with the floor (only the first can be under it: the next has ≥ 1 more)."""
     a = alpha + seen
     present = alpha > 0
-    per_code = np.where(present, gammaln(a + batch) - gammaln(np.where(present, a, 1.0)), 0.0).sum(axis=1)
+    safe = np.where(present, a, 1.0)
+    first = np.where(present & (batch > 0), np.log(floored(safe)) - np.log(safe), 0.0)
+    per_code = (np.where(present, gammaln(a + batch) - gammaln(safe), 0.0) + first).sum(axis=1)
     total = a.sum(axis=1)
     return per_code - (gammaln(total + batch.sum(axis=1)) - gammaln(np.maximum(total, 1e-300)))
