@@ -253,7 +253,7 @@ def test_two_featurisers_and_one_detector_raise_the_backtests_alerts(kafka_boots
         _produce(kafka_bootstrap, topic, values, partition_of=lambda i: i % 2)  # round robin: not keyed
         production = sum(1 for v in values if b'"production"' in v)
         runners[0].wait_for(lambda: model_id in detect.monitors and detect.monitors[model_id].n_production == production,
-                            timeout=120, what="every record's counts applied")
+                            timeout=300, what="every record's counts applied")
     finally:
         results = [runner.stop() for runner in runners]
     assert results == [0, 0, 0]

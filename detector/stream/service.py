@@ -356,6 +356,8 @@ class StreamService:
                 self._prefetch()
                 self._process(batch)
             self._tick_tasks()
+            if self._failed_outputs:  # resend now, not at the next checkpoint (counts blocks wait for them)
+                self._flush_outputs()
             self._maybe_checkpoint()
             self._maybe_refresh_baselines()
             if self.on_tick is not None:
@@ -566,7 +568,10 @@ class StreamService:
             failed = list(self._failed_outputs)
             self._failed_outputs.clear()
             retry = []
-            broken = _in_fatal_state(self._producer)  # its failures say nothing about the outputs themselves
+            # A producer in a fatal state, or one that held outputs for its whole delivery timeout while
+            # the broker answered others (seen on the embedded broker: every later send stuck too), is
+            # replaced; its failures say nothing about the outputs themselves.
+            broken = _in_fatal_state(self._producer) or any(exc is not None and _is_timeout(exc) for _, exc in failed)
             if broken:
                 self._renew_producer()
             for what, exc in failed:
@@ -593,7 +598,8 @@ class StreamService:
         restored empty does not know its idempotent producer id, and every later send would fail."""
         from kafka import KafkaProducer
 
-        log.warning("the Kafka producer is in a fatal state; replacing it and resending its outputs")
+        log.warning("the Kafka producer is stuck (a fatal state, or outputs held past their delivery timeout); "
+                    "replacing it and resending its outputs")
         try:
             fresh = KafkaProducer(**self._producer_kwargs)
         except Exception as exc:  # Kafka away again: keep the broken one, retried on the next flush
