@@ -287,6 +287,11 @@ def _cross_entropy(z: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return -(z @ np.log(np.maximum(centroids, _FLOOR)).T)
 
 
+def _divergences(z: np.ndarray, entropy: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """KL(row ‖ centre) for every (row, centre), from the rows' Σ z log z (``entropy``)."""
+    return entropy[:, None] + _cross_entropy(z, centroids)
+
+
 def _closest(z: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return np.argmin(_cross_entropy(z, centroids), axis=1)
 
@@ -315,10 +320,10 @@ def kl_strata(z: np.ndarray, k: int, min_size: int, seed: int = 0, outlier_nats:
     [[0.98, 0.02], [0.4, 0.6]]
     """
     rng = np.random.default_rng(seed)
-    # Σ z log z: with the cross entropy, each row's divergence from a centre.
+    # Σ z log z per row, computed once: with the cross entropy, each row's divergence from a centre.
     entropy = np.where(z > 0, z * np.log(np.maximum(z, _FLOOR)), 0.0).sum(axis=1)
     centroids = _lloyd(z, entropy, k, restarts, rng)
-    far = np.flatnonzero(entropy + _cross_entropy(z, centroids).min(axis=1) > outlier_nats)
+    far = np.flatnonzero(_divergences(z, entropy, centroids).min(axis=1) > outlier_nats)
     if len(far) >= min_size:
         extra = _lloyd(z[far], entropy[far], max(1, min(k, len(far) // min_size)), restarts, rng)
         centroids = np.vstack([centroids, extra])
@@ -344,7 +349,7 @@ def _lloyd(z: np.ndarray, entropy: np.ndarray, k: int, restarts: int, rng: np.ra
             if np.allclose(updated, centroids, atol=1e-9):
                 break
             centroids = updated
-        loss = float((entropy + _cross_entropy(z, centroids).min(axis=1)).sum())
+        loss = float(_divergences(z, entropy, centroids).min(axis=1).sum())
         if loss < best_loss:
             best, best_loss = centroids, loss
     return best
@@ -356,14 +361,14 @@ def _seed(z: np.ndarray, k: int, entropy: np.ndarray, rng: np.random.Generator) 
     probability ~0 does not make every other row infinitely far from it."""
     overall = z.mean(axis=0)
     centroids = overall[None, :]
-    closest = entropy + _cross_entropy(z, centroids)[:, 0]
+    closest = _divergences(z, entropy, centroids)[:, 0]
     trials = 2 + int(np.log(k))
     for _ in range(1, k):
         weights = np.maximum(closest, 0.0)
         if weights.sum() <= 0:
             break
         candidates = 0.9 * z[rng.choice(len(z), size=trials, p=weights / weights.sum())] + 0.1 * overall
-        distances = np.minimum(closest[:, None], entropy[:, None] + _cross_entropy(z, candidates))
+        distances = np.minimum(closest[:, None], _divergences(z, entropy, candidates))
         pick = int(np.argmin(distances.sum(axis=0)))
         centroids = np.vstack([centroids, candidates[pick]])
         closest = distances[:, pick]
