@@ -356,8 +356,8 @@ class StreamService:
                 self._prefetch()
                 self._process(batch)
             self._tick_tasks()
-            if self._failed_outputs:  # resend now, not at the next checkpoint (counts blocks wait for them)
-                self._flush_outputs()
+            if self._failed_outputs:  # resend once now (counts blocks wait for them); checkpoints back off longer
+                self._flush_outputs(attempts=1)
             self._maybe_checkpoint()
             self._maybe_refresh_baselines()
             if self.on_tick is not None:
@@ -594,8 +594,9 @@ class StreamService:
         return not self._failed_outputs
 
     def _renew_producer(self) -> None:
-        """Replace a producer stuck in kafka-python's fatal state, which it never leaves: e.g. a broker
-        restored empty does not know its idempotent producer id, and every later send would fail."""
+        """Replace a stuck producer: in kafka-python's fatal state, which it never leaves (e.g. a broker
+        restored empty does not know its idempotent producer id, and every later send would fail), or
+        one whose outputs expired unsent."""
         from kafka import KafkaProducer
 
         log.warning("the Kafka producer is stuck (a fatal state, or outputs held past their delivery timeout); "
