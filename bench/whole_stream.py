@@ -11,7 +11,10 @@ on no-change runs (seeds no scenario uses) to Janus's pipeline-wide ARL as *meas
 scenario seeds' no-change runs (its lower bound, records watched, when Janus raised no behaviour
 alarm there: the peer then gets at least Janus's false-alarm rate). Both sides' records/s are
 measured on the same JSONL files: Janus's backtest, and the peer reading, decoding and cutting
-its streams from the same bytes, then running every detector over every record. PageHinkley rather than ADWIN
+its streams from the same bytes, then running every detector over every record. The same
+pipeline also runs over long no-change logs (``LONG_NULL_RECORDS``), counting every alert: the
+false-alarm rate of steady operation, which the first alarm of a fresh start (all statistics at
+0) overstates. PageHinkley rather than ADWIN
 because ADWIN costs ~30 µs a record per stream once its window is long: twenty streams of it
 would not fit the time budget. Alibi's online detectors take thresholds from bootstrap quantiles
 (n_bootstraps ≈ 10 × ERT per stream, ×20 streams): kept to the single-stream rows.
@@ -35,6 +38,9 @@ CHANGE_AT = 5_000
 N_PRODUCTION = 20_000
 N_EVALUATION = 20_000
 ARL = 1e4
+# Steady operation: alerts fire, resolve and fire again; each no-change log is long enough that the
+# statistics leave their start at 0 (each is held to ARL × n_tests, 4e5 records here).
+LONG_NULL_RECORDS = 200_000
 
 
 # ---- the peer: marginal streams --------------------------------------------------------------
@@ -119,11 +125,35 @@ def janus_run(store_root: Path, production: list[dict], workdir: Path) -> dict:
     summary = run_backtest(path, pipeline, on_alert=events.append)
     cpu = time.process_time() - cpu
     firing = [e for e in events if e.status == "firing"]
-    out = {"records_per_s": round(summary.records_per_second), "records_per_cpu_s": round(summary.records / cpu)}
+    out = {"records_per_s": round(summary.records_per_second), "records_per_cpu_s": round(summary.records / cpu),
+           "firings": {kind: sum(e.kind == kind for e in firing) for kind in ("behaviour", "input", "data")}}
     for kind in ("behaviour", "input"):
         hits = sorted((e.record_index, e.feature) for e in firing if e.kind == kind)
         out[kind] = {"index": hits[0][0], "feature": hits[0][1]} if hits else None
     return out
+
+
+def long_null(seeds: range, n_production: int, work: Path) -> dict:
+    """Records per false alarm in steady operation: every alert Janus raises on long no-change logs
+    (an alert resolves, its statistic restarts, and it can fire again), per alert kind."""
+    from detector.baseline import BaselineStore, build_baseline
+    from detector.records import parse_values
+    from detector.simulate import simulate
+
+    firings = {"behaviour": 0, "input": 0, "data": 0}
+    for seed in seeds:
+        logs = simulate("no-change", seed, n_evaluation=N_EVALUATION, n_production=n_production, change_at=0)
+        store_root = work / f"long-null-{seed}"
+        evaluation = parse_values([orjson.dumps(r) for r in logs.evaluation]).decisions
+        BaselineStore(store_root).save(build_baseline(evaluation), actor="bench", reason="bench", activate=True)
+        run = janus_run(store_root, logs.production, work)
+        firings = {kind: firings[kind] + run["firings"][kind] for kind in firings}
+        print(f"whole streams: long no-change log, seed {seed} done", flush=True)
+    records = n_production * len(seeds)
+    alarms = sum(firings.values())
+    return {"runs": len(seeds), "records_per_run": n_production, "records": records, "firings": firings,
+            "records_per_alarm": round(records / alarms) if alarms else None,
+            "records_per_behaviour_alarm": round(records / firings["behaviour"]) if firings["behaviour"] else None}
 
 
 def river_rate(peer: RiverPipeline, path: Path) -> dict:
@@ -203,6 +233,8 @@ def run(quick: bool) -> dict:
         threshold = tune_pipeline(tuner, nulls, target, steps)
         for scenario in SCENARIOS:
             river_first[scenario] = [p.first_alarm(z, threshold) for p, z in river_z[scenario]]
+        steady = long_null(range(300, 301) if quick else range(300, 303),
+                           n_production if quick else LONG_NULL_RECORDS, work)
     for scenario in SCENARIOS:
         change = None if scenario == "no-change" else CHANGE_AT
         results[scenario] = {
@@ -217,7 +249,7 @@ def run(quick: bool) -> dict:
     return {"arl": ARL, "change_at": CHANGE_AT, "n_production": n_production, "n_evaluation": n_evaluation,
             "runs_per_scenario": len(seeds), "tune_runs": len(tune_seeds), "river_streams": peer.names,
             "river_threshold": round(threshold, 3), "scenarios": results,
-            "janus_measured_arl": janus_null.to_dict(), "river_target_arl": round(target),
+            "janus_measured_arl": janus_null.to_dict(), "janus_steady_null": steady, "river_target_arl": round(target),
             "river_measured_arl": ArlEstimate.of((t, n_production) for t, _ in river_first["no-change"]).to_dict(),
             "rates": {side: {k: float(np.median([r[k] for r in rs])) for k in ("records_per_s", "records_per_cpu_s")}
                       for side, rs in rates.items()}}
