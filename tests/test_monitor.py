@@ -64,7 +64,7 @@ def test_an_uncorrected_threshold_fails_the_same_test():
         monitor._learns = False
         # Per test: every component against the ARL itself (a sum, not the family's mean; no
         # Bonferroni split over features), each null the baseline's point estimate.
-        monitor.sr = dataclasses.replace(monitor.sr, log_weights=np.zeros_like(monitor.sr.log_weights),
+        monitor.sr = dataclasses.replace(monitor.sr, weights=np.ones_like(monitor.sr.weights),
                                          log_threshold=float(np.log(arl)))
         production = synthetic(rng, length, "production")
         fired = alarms(monitor, production)

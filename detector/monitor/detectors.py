@@ -5,7 +5,7 @@ each component has a per-record likelihood ratio Λ = q(x)/m_t(x) against the po
 predictive null of :mod:`.nulls`, with E[Λ | past] = 1 under no change. Its Shiryaev–Roberts
 statistic ``R_n = Λ_n (1 + R_{n-1})`` then satisfies E[R_n] = n, so ``R_n − n`` is a martingale
 and, by optional stopping, the first time R reaches A comes after ≥ A records on average. A
-feature's statistic is the *mean* of its components' R (a mixture is again an e-detector). The
+feature's statistic is a weighted *mean* of its components' R (a mixture is again an e-detector). The
 model has F features; alarming when any feature's mixture reaches F·A means the average over
 features reached A, so the whole model keeps an ARL ≥ A. Segments are free: each record updates
 only its own segment's statistics, so their sum still grows by ≤ 1 per record. After an alert
@@ -73,6 +73,22 @@ def feature_components(n_codes: int, ordered: bool, tilts: list[float], shares: 
     if SHIFT in forms and ordered and len(present) > 2:
         comps += [Component(-1, d, float(np.log(t)), SHIFT) for d in directions for t in tilts]
     return comps
+
+
+def component_weights(comps: list[Component]) -> np.ndarray:
+    """Each component's weight in its feature's mixture. An ordered feature's shifts (the whole
+    distribution moving) carry half of it and its end bins' tests (timeouts, empty or runaway
+    answers) the other half, however many components spell each out: spread evenly over 20
+    components, the shift that a slower model or a longer answer makes would pay log 20 nats in the
+    threshold instead of log 8. Any weights summing to 1 keep the mixture an e-detector.
+
+    >>> component_weights(feature_components(9, True, [2.0, 4.0], [0.1, 0.3], first_present=1)).round(4).tolist()[-5:]
+    [0.0312, 0.125, 0.125, 0.125, 0.125]
+    """
+    shift = np.array([c.form == SHIFT for c in comps])
+    if not shift.any() or shift.all():
+        return np.full(len(comps), 1.0 / max(len(comps), 1))
+    return np.where(shift, 0.5 / shift.sum(), 0.5 / (~shift).sum())
 
 
 def alternative_table(mean: np.ndarray, comps: list[Component], first_present: int) -> np.ndarray:

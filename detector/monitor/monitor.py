@@ -29,7 +29,8 @@ from detector.features import BEHAVIOUR, DATA, INPUT, FeatureMatrix, FeatureSpec
 from detector.features.conditions import NOVEL
 from detector.features.featurizer import MISSING_PART
 from detector.monitor.alerts import SEVERITY, AlertEvent, describe, iso_time
-from detector.monitor.detectors import DOWN, SHARE, UP, Component, alternative_table, feature_components
+from detector.monitor.detectors import (DOWN, SHARE, UP, Component, alternative_table, component_weights,
+                                        feature_components)
 from detector.monitor.nulls import dirichlet_alpha, floored, log_predictive_of_counts, predictive, running_count
 from detector.monitor.shiryaev_roberts import ShiryaevRoberts
 from detector.records import Decision
@@ -123,7 +124,8 @@ class Monitor:
         # family): every feature in the record's segment and, with several segments, in "(all)".
         self.n_tests = n_features * (1 + (self.all_row is not None)) + self.extra_tests
         self.log_threshold = float(np.log(self.arl) + np.log(max(self.n_tests, 1)))
-        self.sr = ShiryaevRoberts.for_features(sizes, self.log_threshold, config.resolve_fraction)
+        self.sr = ShiryaevRoberts.for_features(sizes, self.log_threshold, config.resolve_fraction,
+                                               np.concatenate([component_weights(c) for c in self.components] or [np.zeros(0)]))
         self._decay = 0.5 ** (1.0 / config.window_half_life)
         # ---- state ----
         self.log_r = np.full((self.n_rows, sum(sizes)), -np.inf)

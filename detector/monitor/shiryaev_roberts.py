@@ -2,7 +2,7 @@
 monitoring-cue detector (:mod:`detector.probes.sequential`).
 
 Components are grouped into features. Each component runs ``R_n = Λ_n (1 + R_{n-1})`` over the
-likelihood ratios it is given; a feature's statistic is the mean of its components' R (why this
+likelihood ratios it is given; a feature's statistic is the weighted mean of its components' R (why this
 keeps the ARL is in :mod:`.detectors`). Over a batch of ratios, :meth:`ShiryaevRoberts.run` finds,
 row by row, where a feature's statistic reaches the threshold (its alert fires), where a firing one
 falls below ``resolve_fraction`` of the threshold (it resolves, and the feature's components
@@ -54,20 +54,24 @@ class Run:
 @dataclass(frozen=True)
 class ShiryaevRoberts:
     starts: np.ndarray  # (F,) first component of each feature; a feature's components are contiguous
-    log_weights: np.ndarray  # (F,) log of the weight of each of its components: −log(size), the mean
+    weights: np.ndarray  # (C,) each component's weight in its feature's mixture (a feature's sum to 1)
     log_threshold: float
     log_resolve: float
     cap: np.ndarray  # (C,)
 
     @classmethod
-    def for_features(cls, sizes: Sequence[int], log_threshold: float, resolve_fraction: float) -> ShiryaevRoberts:
-        """Features of ``sizes[f]`` components each, alarming when their mean R reaches
-        ``e^log_threshold`` and resolving below ``resolve_fraction`` of it."""
+    def for_features(cls, sizes: Sequence[int], log_threshold: float, resolve_fraction: float,
+                     weights: np.ndarray | None = None) -> ShiryaevRoberts:
+        """Features of ``sizes[f]`` components each, alarming when their mixture (weighted mean) of R
+        reaches ``e^log_threshold`` and resolving below ``resolve_fraction`` of it. ``weights`` (C,):
+        each component's weight, a feature's summing to 1 (default: equal, the plain mean)."""
         sizes = np.asarray(sizes, dtype=np.int64)
         starts = np.cumsum(sizes) - sizes
-        log_weights = -np.log(np.maximum(sizes, 1)).astype(np.float64)
-        log_cap = log_threshold + CAP_NATS - np.repeat(log_weights, sizes)
-        return cls(starts, log_weights, float(log_threshold), float(log_threshold + np.log(resolve_fraction)),
+        if weights is None:
+            weights = np.repeat(1.0 / np.maximum(sizes, 1), sizes)
+        weights = np.asarray(weights, dtype=np.float64)
+        log_cap = log_threshold + CAP_NATS - np.log(weights)
+        return cls(starts, weights, float(log_threshold), float(log_threshold + np.log(resolve_fraction)),
                    np.exp(log_cap))
 
     @property
@@ -81,9 +85,9 @@ class ShiryaevRoberts:
         return slice(int(self.starts[f]), int(stop))
 
     def log_mixture(self, r: np.ndarray) -> np.ndarray:
-        """log of each feature's mean R: (..., C) → (..., F)."""
+        """log of each feature's mixture of R: (..., C) → (..., F)."""
         with np.errstate(divide="ignore"):
-            return np.log(np.add.reduceat(r, self.starts, axis=-1)) + self.log_weights
+            return np.log(np.add.reduceat(r * self.weights, self.starts, axis=-1))
 
     def normalised(self, log_mixture: np.ndarray) -> np.ndarray:
         """Statistics on the scale where 1.0 is the threshold: log(1 + mean R) / log(1 + threshold)."""
