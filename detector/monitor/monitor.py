@@ -124,8 +124,9 @@ class Monitor:
         # family): every feature in the record's segment and, with several segments, in "(all)".
         self.n_tests = n_features * (1 + (self.all_row is not None)) + self.extra_tests
         self.log_threshold = float(np.log(self.arl) + np.log(max(self.n_tests, 1)))
+        weights = [component_weights(c) for c in self.components]
         self.sr = ShiryaevRoberts.for_features(sizes, self.log_threshold, config.resolve_fraction,
-                                               np.concatenate([component_weights(c) for c in self.components] or [np.zeros(0)]))
+                                               np.concatenate(weights) if weights else np.zeros(0))
         self._decay = 0.5 ** (1.0 / config.window_half_life)
         # ---- state ----
         self.log_r = np.full((self.n_rows, sum(sizes)), -np.inf)

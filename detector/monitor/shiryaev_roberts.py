@@ -2,8 +2,8 @@
 monitoring-cue detector (:mod:`detector.probes.sequential`).
 
 Components are grouped into features. Each component runs ``R_n = Λ_n (1 + R_{n-1})`` over the
-likelihood ratios it is given; a feature's statistic is the weighted mean of its components' R (why this
-keeps the ARL is in :mod:`.detectors`). Over a batch of ratios, :meth:`ShiryaevRoberts.run` finds,
+likelihood ratios it is given; a feature's statistic is the weighted mean of its components' R
+(why this keeps the ARL is in :mod:`.detectors`). Over a batch of ratios, :meth:`ShiryaevRoberts.run` finds,
 row by row, where a feature's statistic reaches the threshold (its alert fires), where a firing one
 falls below ``resolve_fraction`` of the threshold (it resolves, and the feature's components
 restart from 0: a renewal) and when each was last near its resting level (the "since" of an
