@@ -110,9 +110,9 @@ class ShiryaevRoberts:
             if capped:
                 capped = bool((block >= self.cap).any())
             else:
-                over = (block > self.cap).any(axis=1)
+                over = block > self.cap
                 if over.any():
-                    start += int(np.argmax(over))
+                    start += int(np.argmax(over.any(axis=1)))
                     capped = True
                     continue
             start = stop
