@@ -120,12 +120,12 @@ class ShiryaevRoberts:
 
     def _steps(self, prev: np.ndarray, lr: np.ndarray, moves: np.ndarray | None, out: np.ndarray,
                capped: bool) -> None:
-        for i, ratios in enumerate(lr):
-            row = out[i]
-            np.add(prev, 1.0, out=row)
-            np.multiply(row, ratios, out=row)
+        add, multiply = np.add, np.multiply  # `out` positional: no keywords parsed per row
+        for i, (row, ratios) in enumerate(zip(out, lr)):
+            add(prev, 1.0, row)
+            multiply(row, ratios, row)
             if capped:
-                np.minimum(row, self.cap, out=row)
+                np.minimum(row, self.cap, out=row)  # (numpy 2.4 deprecates a positional `out` here)
             if moves is not None:
                 np.copyto(row, prev, where=~moves[i])
             prev = row
