@@ -18,9 +18,11 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def _digest(decision_id: str) -> int:
-    return int.from_bytes(hashlib.blake2b(decision_id.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
-                          "little", signed=True)
+def digests(texts: Sequence[str], key: bytes = b"") -> bytes:
+    """The 8-byte BLAKE2b digest of each text (keyed with ``key``, at most 64 bytes), concatenated:
+    one buffer per batch, read as an integer array at once."""
+    blake = hashlib.blake2b
+    return b"".join(blake(t.encode("utf-8", "surrogatepass"), digest_size=8, key=key).digest() for t in texts)
 
 
 class DuplicateFilter:
@@ -32,8 +34,7 @@ class DuplicateFilter:
     def check(self, decision_ids: Sequence[str]) -> list[bool]:
         """True for each id already seen in the window (including earlier in this batch)."""
         out = []
-        for decision_id in decision_ids:
-            key = _digest(decision_id)
+        for key in np.frombuffer(digests(decision_ids), "<i8").tolist():
             if key in self._seen:
                 out.append(True)
                 continue

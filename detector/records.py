@@ -172,6 +172,8 @@ def json_type_name(value: Any) -> str:
 
 def _string(obj: dict, key: str, label: str, max_chars: int, required: bool = False) -> str | None:
     value = obj.get(key)
+    if value.__class__ is str and (value or not required) and len(value) <= max_chars:
+        return value  # the common case first: one test per field on the hot path
     if value is None:
         if required:
             raise _Reject("missing_field", f"{label}: required field is missing")
@@ -333,25 +335,9 @@ def _decision(obj: Any, limits: LimitsConfig, traffic_hint: str | None, position
             raise _Reject("bad_value", f"probe.condition: {shown!r} is not 'monitored' or 'unmonitored'")
         probe = Probe(pair_id, condition, _string(probe_obj, "cue", "probe.cue", texts))
 
-    return Decision(
-        decision_id=decision_id,
-        timestamp=timestamp,
-        model_id=model_id,
-        traffic=traffic,
-        segment=segment,
-        model_version=model_version,
-        input_text=input_text,
-        output_text=output_text,
-        action=action,
-        refused=refused,
-        tool_calls=tool_calls,
-        confidence=confidence,
-        reasoning=reasoning,
-        latency_ms=latency,
-        attributes=attributes,
-        probe=probe,
-        position=position,
-    )
+    # Positional, in field order: keywords cost a quarter of the construction, once per record.
+    return Decision(decision_id, timestamp, model_id, traffic, segment, model_version, input_text, output_text,
+                    action, refused, tool_calls, confidence, reasoning, latency, attributes, probe, position)
 
 
 def _default_locate(position: int) -> str:
@@ -387,7 +373,7 @@ def parse_values(
         position = first_position + i
         raw = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else (value or b"")
         try:
-            if not raw.strip():
+            if not raw or raw.isspace():  # (strip() would copy every record to find out)
                 raise _Reject("empty", "empty value")
             if len(raw) > max_bytes:
                 raise _Reject("too_large", f"{len(raw)} bytes, limit {max_bytes}")

@@ -42,6 +42,23 @@ def test_statistics_stop_at_the_cap():
     assert done.r[0] == sr.cap[0] == pytest.approx(10.0 * np.exp(14.0))
 
 
+def test_the_path_is_the_capped_recursion_row_by_row_wherever_the_cap_binds():
+    """path() skips the cap's ``min`` in blocks where no R reaches it: the same numbers, bit for bit,
+    as the plain recursion, when the cap binds from the first row, mid-block, for a while, or never."""
+    rng = np.random.default_rng(3)
+    sr = ShiryaevRoberts.for_features([2, 3], log_threshold=2.0, resolve_fraction=0.5)
+    for drift in (-0.3, 0.05, 0.4):
+        lr = np.exp(rng.normal(drift, 1.0, (1000, 5)))
+        lr[400:600] = 0.5  # back below the cap for a while, then up again
+        moves = rng.random(lr.shape) < 0.8
+        for r0, steps in ((np.zeros(5), None), (sr.cap.copy(), moves)):
+            expected, prev = np.empty_like(lr), r0
+            for i in range(len(lr)):
+                row = np.minimum((prev + 1.0) * lr[i], sr.cap)
+                expected[i] = prev = row if steps is None else np.where(steps[i], row, prev)
+            assert np.array_equal(sr.path(r0, lr, steps), expected)
+
+
 def test_components_not_moving_keep_their_statistic():
     sr = ShiryaevRoberts.for_features([1, 1], LOG_10, resolve_fraction=0.5)
     lr = np.full((3, 2), 2.0)

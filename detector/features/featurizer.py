@@ -42,11 +42,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from detector.config import FeaturesConfig
-from detector.features.conditions import NOVEL, ConditionModel
+from detector.features.conditions import NOVEL, ConditionModel, fold_of
 from detector.features.embedders import make_embedder
 from detector.features.phrases import PhraseCounter
 from detector.features.refusal import DEFAULT_REFUSAL_PATTERNS, RefusalRecogniser
-from detector.features.text import TextCoder, TextField
+from detector.features.text import KeyedCache, TextCoder, TextField
 from detector.records import Decision
 from detector.threads import one_blas_thread
 
@@ -334,6 +334,9 @@ class Featurizer:
         self._text_fields = {name: TextField(coder, None if name == "input_cluster" else self._phrases,
                                              self.config.text_cache_size)
                              for name, coder in self.coders.items()}
+        # Inputs repeat too (templated prompts): a record's stratum depends only on its input as the
+        # condition model reads it and on its fold, so strata are cached by those two.
+        self._strata = KeyedCache(self.config.text_cache_size)
         self._condition_index = _index(self.condition_values, 1)
         self._expected_columns = np.array([j for j, s in enumerate(self.specs) if s.name in self.expected], np.int64)
         self._unseen_columns = np.array([j for j, s in enumerate(self.specs) if s.first_present == 2], np.int64)
@@ -407,7 +410,13 @@ class Featurizer:
             index = self._condition_index
             return np.fromiter((index.get(self._condition_value(d), NOVEL) for d in decisions),
                                dtype=np.int16, count=len(decisions))
-        return self.conditions.strata([d.input_text for d in decisions], [d.decision_id for d in decisions])
+        model = self.conditions
+        texts, ids = [d.input_text for d in decisions], [d.decision_id for d in decisions]
+        prefix, folds = model.prefix_chars, model.folds
+        keys = [hash((t or "")[:prefix]) * folds + k for t, k in zip(texts, fold_of(ids, folds).tolist())]
+        strata = self._strata.values(keys, lambda rows: model.strata([texts[i] for i in rows],
+                                                                     [ids[i] for i in rows]).tolist())
+        return np.array(strata, dtype=np.int16)
 
     def _data_quality(self, codes: np.ndarray) -> np.ndarray:
         """0 ok, 1 an expected part missing, 2 a value never seen in evaluation."""

@@ -15,7 +15,7 @@ in decision logs, so :class:`TextField` caches results per text.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 
 import numpy as np
 from sklearn.cluster import KMeans
@@ -127,29 +127,55 @@ class TextField:
     def __init__(self, coder: TextCoder, phrases: PhraseCounter | None = None, cache_size: int = 50_000):
         self.coder = coder
         self.phrases = phrases
-        self.cache_size = cache_size
         self._read_chars = max(coder.prefix_chars, 0 if phrases is None else phrases.max_chars)
-        self._cache: dict[int, int] = {}  # hash of the text as read → code * (cap + 1) + capped phrase count
+        # hash of the text as read (None: no text) → code * (cap + 1) + capped phrase count
+        self._cache = KeyedCache(cache_size)
 
     def encode(self, texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
         """(cluster codes, phrase counts capped at 2) per text; counts are zeros without a PhraseCounter."""
         read = self._read_chars
-        cache = self._cache
-        keys = [hash(t[:read]) if t else None for t in texts]
-        get = cache.get
-        packed = [0 if key is None else get(key) for key in keys]
-        if None in packed:
-            todo = {key: t for key, t, p in zip(keys, texts, packed) if p is None}
-            misses = list(todo.values())
-            base = self.PHRASE_CAP + 1
+        base = self.PHRASE_CAP + 1
+
+        def compute(rows: list[int]) -> list[int]:
+            misses = [texts[i] for i in rows]
             values = self.coder.codes(misses).astype(np.int32) * base
             if self.phrases is not None:
                 values += np.minimum(self.phrases.counts(misses), self.PHRASE_CAP)
-            found = dict(zip(todo, values.tolist()))
-            packed = [found[key] if p is None else p for key, p in zip(keys, packed)]
-            if len(cache) + len(found) > self.cache_size:
-                cache.clear()  # bounded memory
-            if len(found) <= self.cache_size:
-                cache.update(found)
-        values = np.array(packed, dtype=np.int32)
-        return (values // (self.PHRASE_CAP + 1)).astype(np.int16), (values % (self.PHRASE_CAP + 1)).astype(np.int16)
+            return values.tolist()
+
+        values = np.array(self._cache.values([hash(t[:read]) if t else None for t in texts], compute), np.int32)
+        return (values // base).astype(np.int16), (values % base).astype(np.int16)
+
+
+class KeyedCache:
+    """Per-record values of a batch by key (a hash of what the value is computed from): each distinct
+    key missing from the cache is computed once. At most ``size`` keys are kept (all are dropped when
+    it is full: bounded memory). Results are the same with or without it.
+
+    >>> cache = KeyedCache(size=10)
+    >>> cache.values(["a", "b", "a"], lambda rows: [len(rows) * 10 + r for r in rows])
+    [20, 21, 20]
+    >>> cache.values(["b", "c"], lambda rows: [99 for r in rows])
+    [21, 99]
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self._values: dict[Hashable, int] = {}
+
+    def values(self, keys: Sequence[Hashable], compute: Callable[[list[int]], Iterable[int]]) -> list[int]:
+        """Each key's value; ``compute(rows)`` gives the values of those rows (the first of each missing key)."""
+        get = self._values.get
+        found = [get(key) for key in keys]
+        if None not in found:
+            return found
+        todo: dict[Hashable, int] = {}
+        for i, (key, value) in enumerate(zip(keys, found)):
+            if value is None:
+                todo.setdefault(key, i)
+        fresh = dict(zip(todo, compute(list(todo.values()))))
+        if len(self._values) + len(fresh) > self.size:
+            self._values.clear()
+        if len(fresh) <= self.size:
+            self._values.update(fresh)
+        return [fresh[key] if value is None else value for key, value in zip(keys, found)]

@@ -39,6 +39,7 @@ import numpy as np
 import orjson
 
 from detector.config import REVIEW_STRATA, ReviewConfig
+from detector.dedup import digests
 from detector.errors import JanusError
 from detector.features import BEHAVIOUR
 from detector.monitor.alerts import AlertEvent, iso_time
@@ -58,10 +59,7 @@ def uniforms(decision_ids: Sequence[str], salt: str = "") -> np.ndarray:
     key = salt.encode()
     if len(key) > 64:  # BLAKE2b keys are at most 64 bytes
         key = hashlib.blake2b(key).digest()
-    blake = hashlib.blake2b
-    digests = b"".join(blake(i.encode("utf-8", "surrogatepass"), digest_size=8, key=key).digest()
-                       for i in decision_ids)
-    return (np.frombuffer(digests, dtype="<u8") >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    return (np.frombuffer(digests(decision_ids, key), dtype="<u8") >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
 def stratum_rates(config: ReviewConfig) -> dict[str, float]:
