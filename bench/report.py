@@ -243,8 +243,8 @@ def goals(results: dict) -> list[str]:
     if tp:
         for b in tp.get("backtest", []):
             v = b.get("records_per_cpu_s")
-            out.append(f"- backtest {b['records']:,} records: {v:,} records per CPU-second (goal ≥ 20,000): "
-                       f"**{'met' if v and v >= GOALS['records_per_core'] else 'missed'}**")
+            out.append(f"- backtest {b['records']:,} records: {v:,} records per CPU-second "
+                       f"(goal ≥ {GOALS['records_per_core']:,}): **{'met' if v and v >= GOALS['records_per_core'] else 'missed'}**")
         s = tp.get("serve") or {}
         if s.get("serve_over_bare") is not None:
             ok = s["serve_over_bare"] >= GOALS["serve_over_bare"]
@@ -317,8 +317,8 @@ def limits(results: dict) -> list[str]:
                    "Featurisation hashes each new output, reasoning and input text's token uni- and bigrams, "
                    "projects them to the text's codebook cluster and searches output and reasoning for "
                    "oversight phrases (texts are cached by hash, so only new texts pay)"
-                   + (", and the whole backtest stays below the 20,000 records per core goal."
-                      if (rate.get("backtest") or 0) < 20_000 else "."))
+                   + (f", and the whole backtest stays below the {GOALS['records_per_core']:,} records per core goal."
+                      if (rate.get("backtest") or 0) < GOALS["records_per_core"] else "."))
         if rate.get("featurise_long_text"):
             out.append(f"- **Long, never-repeating text.** The simulator's texts are short (about a hundred characters) "
                        "and templated, so most hit the text cache. Real model output is long and new each time: with "
