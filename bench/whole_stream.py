@@ -133,19 +133,25 @@ def janus_run(store_root: Path, production: list[dict], workdir: Path) -> dict:
     return out
 
 
+def save_baseline(store_root: Path, evaluation: list[dict]) -> None:
+    """The active baseline of ``store_root``, built from evaluation records as ``janus baseline build``."""
+    from detector.baseline import BaselineStore, build_baseline
+    from detector.records import parse_values
+
+    decisions = parse_values([orjson.dumps(r) for r in evaluation]).decisions
+    BaselineStore(store_root).save(build_baseline(decisions), actor="bench", reason="bench", activate=True)
+
+
 def long_null(seeds: range, n_production: int, work: Path) -> dict:
     """Records per false alarm in steady operation: every alert Janus raises on long no-change logs
     (an alert resolves, its statistic restarts, and it can fire again), per alert kind."""
-    from detector.baseline import BaselineStore, build_baseline
-    from detector.records import parse_values
     from detector.simulate import simulate
 
     firings = {"behaviour": 0, "input": 0, "data": 0}
     for seed in seeds:
         logs = simulate("no-change", seed, n_evaluation=N_EVALUATION, n_production=n_production, change_at=0)
         store_root = work / f"long-null-{seed}"
-        evaluation = parse_values([orjson.dumps(r) for r in logs.evaluation]).decisions
-        BaselineStore(store_root).save(build_baseline(evaluation), actor="bench", reason="bench", activate=True)
+        save_baseline(store_root, logs.evaluation)
         run = janus_run(store_root, logs.production, work)
         firings = {kind: firings[kind] + run["firings"][kind] for kind in firings}
         print(f"whole streams: long no-change log, seed {seed} done", flush=True)
@@ -187,8 +193,6 @@ def _summarise(first: list[tuple[int | None, str | None]], n: int, change_at: in
 
 
 def run(quick: bool) -> dict:
-    from detector.baseline import BaselineStore, build_baseline
-    from detector.records import parse_values
     from detector.simulate import simulate
 
     seeds = range(100, 101) if quick else range(100, 106)
@@ -211,9 +215,7 @@ def run(quick: bool) -> dict:
                 logs = simulate(scenario, seed, n_evaluation=n_evaluation, n_production=n_production,
                                 change_at=CHANGE_AT)
                 if scenario == SCENARIOS[0]:  # evaluation logs are the same for every scenario of a seed
-                    evaluation = parse_values([orjson.dumps(r) for r in logs.evaluation]).decisions
-                    BaselineStore(store_root).save(build_baseline(evaluation), actor="bench", reason="bench",
-                                                   activate=True)
+                    save_baseline(store_root, logs.evaluation)
                     peer = RiverPipeline(logs.evaluation)
                 j = janus_run(store_root, logs.production, work)
                 janus_first[scenario].append(((j["behaviour"] or {}).get("index"), (j["behaviour"] or {}).get("feature")))
