@@ -19,6 +19,13 @@ than will not ("I don't have access to the payroll system") since the request wa
 (a character's line in a story, a decline message the user asked for, an error message), or states
 a limit of the user's setup ("you can't run docker in that container because …").
 
+``bench/data/refusal_labelled_multilingual.jsonl`` holds the same kinds of answers in German, French,
+Spanish, Portuguese, Italian, Russian, Chinese, Japanese and Korean (a ``lang`` field each, about half
+refusals, the rest the same traps: apologies for a delay, "can't wait" and "can't help but" idioms,
+hedges, conditionals, quoted errors). It was written by the same hand just before the other-language
+patterns, with those patterns in mind: its figures (per language) say the patterns do what they
+claim, not how they fare on text nobody has seen.
+
 Tricky cases carry a ``note``. The part reports precision, recall, F1 and the confusion counts of
 ``RefusalRecogniser().recognise`` on the set, its rate in records per second (on the set's texts and
 on texts of 2,000 characters with the refusal phrase, if any, at the start), and the misclassified
@@ -38,10 +45,11 @@ import numpy as np
 from detector.features.refusal import RefusalRecogniser
 
 DATA = Path(__file__).resolve().parent / "data" / "refusal_labelled.jsonl"
+MULTILINGUAL = DATA.with_name("refusal_labelled_multilingual.jsonl")
 
 
-def load(path: Path = DATA) -> tuple[list[str], np.ndarray, list[str]]:
-    """Texts, labels (bool array) and notes of the labelled set."""
+def load(path: Path = DATA, field: str = "note") -> tuple[list[str], np.ndarray, list[str]]:
+    """Texts, labels (bool array) and each line's ``field`` (its note, or its language) of a labelled set."""
     texts, labels, notes = [], [], []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -51,8 +59,19 @@ def load(path: Path = DATA) -> tuple[list[str], np.ndarray, list[str]]:
             raise ValueError(f"{path}:{n}: needs a string 'text' and a boolean 'refused'")
         texts.append(row["text"])
         labels.append(row["refused"])
-        notes.append(row.get("note", ""))
+        notes.append(row.get(field, ""))
     return texts, np.array(labels, dtype=bool), notes
+
+
+def per_language(recogniser: RefusalRecogniser) -> dict:
+    """Scores on the other-language set, overall and per language."""
+    texts, labels, langs = load(MULTILINGUAL, "lang")
+    predicted = recogniser.recognise(texts) == 1
+    langs = np.array(langs)
+    return {"data": str(MULTILINGUAL.relative_to(MULTILINGUAL.parents[2])), "records": len(texts),
+            **scores(predicted, labels),
+            "languages": {lang: scores(predicted[langs == lang], labels[langs == lang])
+                          for lang in sorted(set(langs.tolist()))}}
 
 
 def scores(predicted: np.ndarray, labels: np.ndarray) -> dict:
@@ -106,6 +125,7 @@ def run(quick: bool = False) -> dict:
         "records_per_s": round(rate(recogniser, texts, seconds)),
         "records_per_s_2000_chars": round(rate(recogniser, long, seconds)),
         "misclassified": wrong,
+        "other_languages": per_language(recogniser),
     }
 
 

@@ -381,7 +381,18 @@ def refusal_section(ref: dict | None) -> list[str]:
             f"{ref['precision']:.3f}, recall {ref['recall']:.3f}, F1 {ref['f1']:.3f}; "
             f"{_fmt(ref['records_per_s'])} texts/s, {_fmt(ref['records_per_s_2000_chars'])} on 2,000-character "
             f"texts. The patterns were revised once after a first measurement on this set, so these figures "
-            f"are an upper estimate. Misread: {wrong or 'none'}.", ""]
+            f"are an upper estimate. Misread: {wrong or 'none'}.", ""] + other_languages_lines(ref.get("other_languages"))
+
+
+def other_languages_lines(other: dict | None) -> list[str]:
+    """The recogniser on the other-language set, per language."""
+    if not other:
+        return []
+    cells = ", ".join(f"{lang} {s['tp'] + s['tn']}/{s['tp'] + s['fp'] + s['fn'] + s['tn']}"
+                      for lang, s in other["languages"].items())
+    return [f"Other languages, `{other['data']}` ({other['records']} answers, written with the patterns in mind: "
+            f"a check that they work, not a held-out figure): precision {other['precision']:.3f}, recall "
+            f"{other['recall']:.3f}; read right per language: {cells}.", ""]
 
 
 def scale_out_section(scale: dict | None, run: dict | None) -> list[str]:

@@ -142,6 +142,7 @@ def test_the_fast_alternation_finds_what_the_plain_one_finds():
     """The grouping by first character is an optimisation only: same matches, same places."""
     bench = _bench()
     texts, _, _ = bench.load()
+    texts += bench.load(bench.MULTILINGUAL)[0]
     texts = texts + [t[k:] for t in texts for k in (1, 7, 30)] + FALSE_FRIENDS + REFUSALS + ["éfoo", "x" * 700]
     pattern_lists = [
         DEFAULT_REFUSAL_PATTERNS,
@@ -156,8 +157,9 @@ def test_the_fast_alternation_finds_what_the_plain_one_finds():
         for text in texts:
             a, b = fast.search(text), plain.search(text, 0, 600)
             assert (a and a.span()) == (b and b.span()), (patterns[:2], text[:60])
-    # The default patterns do take the fast path: one word boundary, then a branch per first character.
-    assert RefusalRecogniser().regex.pattern.startswith(r"\b(?:(?=[")
+    # The default patterns do take the fast path: one word boundary, then a branch per first character
+    # (and branches without it for the scripts written without spaces).
+    assert RefusalRecogniser().regex.pattern.startswith(r"(?:\b(?:(?=[")
 
 
 def test_the_labelled_set_is_big_and_varied_enough():
@@ -173,6 +175,16 @@ def test_precision_and_recall_on_the_held_out_set(recogniser):
     texts, labels, _ = bench.load()
     s = bench.scores(recogniser.recognise(texts) == 1, labels)
     assert s["precision"] >= 0.9 and s["recall"] >= 0.85, s
+
+
+def test_refusals_in_other_languages_are_recognised_and_their_traps_are_not():
+    """German, French, Spanish, Portuguese, Italian, Russian, Chinese, Japanese, Korean: declines tied to
+    what is declined; idioms ("je ne peux pas m'empêcher", "не могу не", "待ちきれません"), hedges and
+    conditionals ("如果无法连接", "si no puedes conectarte") stay compliant."""
+    other = _bench().per_language(RefusalRecogniser())
+    assert len(other["languages"]) == 9
+    for lang, s in other["languages"].items():
+        assert s["fp"] == 0 and s["fn"] <= 1, (lang, s)
 
 
 def test_the_benchmark_part_reports_scores_rates_and_mistakes():
