@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchscript import load_bench
-from detector.features.refusal import DEFAULT_REFUSAL_PATTERNS, NO_TEXT, RefusalRecogniser
+from detector.features.refusal import DEFAULT_REFUSAL_PATTERNS, ENGLISH_REFUSAL_PATTERNS, NO_TEXT, RefusalRecogniser
 
 def _bench():
     return load_bench("refusal_recogniser")
@@ -216,6 +216,22 @@ def test_the_featurizer_reads_refusal_from_the_text_when_evaluation_has_no_label
     restored = Featurizer.from_state(*fz.state())
     assert restored.refusal_source == "text"
     assert (restored.transform(_decisions("production", 4, labelled=False)).codes[:, 0] == codes).all()
+
+
+def test_a_baseline_reads_production_with_the_patterns_it_was_built_with():
+    """Production is read as evaluation was, whatever the defaults of a later version: the patterns
+    are saved with the baseline, and a baseline saved before that was read with the English ones."""
+    from detector.features import Featurizer
+    from detector.records import Decision
+
+    fz = Featurizer().fit(_decisions("evaluation", 200, labelled=False))
+    meta, arrays = fz.state()
+    assert meta["refusal_patterns"] == DEFAULT_REFUSAL_PATTERNS
+    german = [Decision("p0", 0.0, "m", "production", output_text="Dabei kann ich Ihnen leider nicht helfen.")]
+    assert fz.specs[0].labels[Featurizer.from_state(meta, arrays).transform(german).codes[0, 0]] == "true"
+    del meta["refusal_patterns"]
+    assert Featurizer.from_state(meta, arrays)._refusals.patterns == tuple(ENGLISH_REFUSAL_PATTERNS)
+    assert fz.specs[0].labels[Featurizer.from_state(meta, arrays).transform(german).codes[0, 0]] == "false"
 
 
 def test_labels_win_when_evaluation_carries_them_and_a_missing_label_stays_missing():

@@ -45,7 +45,7 @@ from detector.config import FeaturesConfig
 from detector.features.conditions import NOVEL, ConditionModel, fold_of
 from detector.features.embedders import make_embedder
 from detector.features.phrases import PhraseCounter
-from detector.features.refusal import DEFAULT_REFUSAL_PATTERNS, RefusalRecogniser
+from detector.features.refusal import DEFAULT_REFUSAL_PATTERNS, ENGLISH_REFUSAL_PATTERNS, RefusalRecogniser
 from detector.features.text import KeyedCache, TextCoder, TextField
 from detector.records import Decision
 from detector.threads import one_blas_thread
@@ -474,6 +474,9 @@ class Featurizer:
             "condition_values": self.condition_values,
             "expected": self.expected,
             "refusal_source": self.refusal_source,
+            # The patterns the baseline's refusals were read with: production must be read alike,
+            # whatever the defaults of a later version.
+            "refusal_patterns": list(self._refusals.patterns),
             "config": asdict(self.config),
             "segments": self.segments,
             "actions": self.actions,
@@ -504,6 +507,9 @@ class Featurizer:
         fz.condition_values = list(meta["condition_values"])
         fz.expected = list(meta["expected"])
         fz.refusal_source = meta["refusal_source"]
+        # Baselines saved before the patterns were stored were read with the English defaults.
+        fz._refusals = RefusalRecogniser(meta.get("refusal_patterns", ENGLISH_REFUSAL_PATTERNS),
+                                         fz.config.refusal_max_chars)
         fz.specs = [FeatureSpec(**{**s, "labels": tuple(s["labels"]), "examples": tuple(s["examples"])})
                     for s in meta["specs"]]
         fz._build_indexes()
