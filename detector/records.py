@@ -31,7 +31,9 @@ positions count decisions instead, from ``first_decision``, so that each decisio
 
 from __future__ import annotations
 
+import gzip
 import math
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -391,7 +393,8 @@ def parse_values(
                 continue
             converted = convert(obj, traffic)
         except _Reject as rej:
-            rejections.append(Rejection(position, rej.reason, f"{locate(position)}: {rej.detail}", raw))
+            detail = rej.detail + (_hint(raw, rej.reason) if convert is None else "")
+            rejections.append(Rejection(position, rej.reason, f"{locate(position)}: {detail}", raw))
             continue
         result.skipped += converted.skipped
         for item in converted.items:
@@ -411,6 +414,21 @@ def parse_values(
     return result
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+_NON_FINITE = re.compile(rb"(?<![\w\"])-?(?:NaN|Infinity)(?![\w\"])")
+
+
+def _hint(raw: bytes, reason: str) -> str:
+    """What the value most likely is, when it is not a Janus record at all (said once per rejection)."""
+    if raw[:2] == _GZIP_MAGIC:
+        return " (the value is gzip-compressed: send the JSON itself; Kafka compresses batches on its own)"
+    if reason == "not_json" and _NON_FINITE.search(raw):
+        return " (NaN and Infinity are not JSON numbers: write null, or leave the field out)"
+    if reason == "missing_field" and b'"resourceSpans"' in raw[:1000]:
+        return " (this is an OTLP/JSON trace export: read it with `--format otlp-json`, or `[input] format`)"
+    return ""
+
+
 def line_locator(path: str | Path) -> Callable[[int], str]:
     """Name a 0-based line index as ``file:line`` (1-based, as editors count)."""
     name = str(path)
@@ -418,9 +436,12 @@ def line_locator(path: str | Path) -> Callable[[int], str]:
 
 
 def iter_jsonl_chunks(path: str | Path, chunk_size: int = 4096) -> Iterator[list[bytes]]:
-    """Read a JSONL file in chunks of raw lines; blank lines stay (as b"") so positions match lines."""
+    """Read a JSONL file (or a gzip-compressed one, ``.jsonl.gz`` as log shippers rotate them) in
+    chunks of raw lines; blank lines stay (as b"") so positions match lines."""
     chunk: list[bytes] = []
-    with Path(path).open("rb") as fh:
+    with Path(path).open("rb") as raw:
+        compressed = raw.read(2) == _GZIP_MAGIC
+    with (gzip.open(path, "rb") if compressed else Path(path).open("rb")) as fh:
         for line in fh:
             chunk.append(line.rstrip(b"\r\n"))
             if len(chunk) >= chunk_size:

@@ -152,6 +152,33 @@ def test_line_locator_names_file_and_one_based_line(tmp_path):
     assert rej.message == "x.jsonl:3: output.refused: expected bool, got number"
 
 
+def test_a_gzip_compressed_log_is_read_as_its_lines(tmp_path):
+    import gzip
+
+    path = tmp_path / "decisions.jsonl.gz"
+    path.write_bytes(gzip.compress(b"\n".join([orjson.dumps(record()), b"", b"{oops"]) + b"\n"))
+    result = read_decisions(path)
+    assert [d.decision_id for d in result.decisions] == ["d1"]
+    assert [(r.message.split(": ")[0], r.reason) for r in result.rejections] == [
+        (f"{path}:2", "empty"), (f"{path}:3", "not_json")]
+
+
+@pytest.mark.parametrize("value, hint", [
+    (orjson.dumps({"resourceSpans": [{"scopeSpans": []}]}), "read it with `--format otlp-json`"),
+    (b'{"decision_id": "d1", "latency_ms": NaN}', "NaN and Infinity are not JSON numbers"),
+    (b'{"decision_id": "d1", "latency_ms": -Infinity}', "NaN and Infinity are not JSON numbers"),
+    (b"\x1f\x8b\x08\x00garbage", "gzip-compressed"),
+])
+def test_a_value_that_is_something_else_says_what_it_looks_like(value, hint):
+    (rej,) = parse_values([value]).rejections
+    assert hint in rej.message, rej.message
+
+
+def test_no_hint_where_the_value_is_only_a_broken_record():
+    (rej,) = parse_values([b'{"decision_id": "d1", "note": "NaN"} trailing']).rejections
+    assert rej.reason == "not_json" and "are not JSON numbers" not in rej.message  # "NaN" inside a string
+
+
 # ---- traffic from the topic ------------------------------------------------------------------------
 
 
