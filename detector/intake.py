@@ -48,11 +48,13 @@ class Intake:
                 for d, dup in zip(decisions, repeated):
                     if dup:
                         if self._next_decision is None:
-                            raw = values[d.position - first_position]
+                            where = d.position
+                            raw = values[where - first_position]
                             raw = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
-                        else:  # one of several decisions in a value: the decision itself
+                        else:  # one of several decisions in a value: named by its value, the decision itself
+                            where = parsed.value_of[d.position]
                             raw = orjson.dumps(d.to_dict())
-                        rejections.append(Rejection(d.position, "duplicate", f"{locate(d.position)}: decision_id "
+                        rejections.append(Rejection(where, "duplicate", f"{locate(where)}: decision_id "
                                                     f"{d.decision_id!r} of model {d.model_id!r} already seen "
                                                     "(a retry?)", raw))
                 decisions = [d for d, dup in zip(decisions, repeated) if not dup]

@@ -155,6 +155,8 @@ class ParseResult:
     decisions: list[Decision]
     rejections: list[Rejection]
     skipped: int = 0  # items a format ignores by design (non-GenAI spans), neither decisions nor rejections
+    # Formats with several decisions per value: the position of the value each decision came from.
+    value_of: dict[int, int] = field(default_factory=dict)
 
 
 class _Reject(Exception):
@@ -403,8 +405,11 @@ def parse_values(
                 rejections.append(Rejection(position, item.reason, f"{place}: {item.detail}", raw))
                 continue
             try:
-                decisions.append(_decision(item.record, limits, traffic,
-                                           position if fmt.one_record_per_value else next_decision))
+                if fmt.one_record_per_value:
+                    decisions.append(_decision(item.record, limits, traffic, position))
+                else:
+                    decisions.append(_decision(item.record, limits, traffic, next_decision))
+                    result.value_of[next_decision] = position
                 next_decision += 1
             except _Reject as rej:
                 # The detail starts with the Janus field ("model_id: …"); the format adds where it read it.

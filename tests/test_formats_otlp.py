@@ -151,6 +151,23 @@ def test_chunked_parsing_numbers_decisions_across_chunks():
     assert [d.position for d in first.decisions + second.decisions] == [0, 1, 2, 3, 4, 5]
 
 
+def test_a_repeated_span_is_a_duplicate_named_by_its_line():
+    """Duplicates are found after parsing, per decision; the message still names the line they came from."""
+    from detector.config import InputConfig, JanusConfig
+    from detector.intake import Intake
+
+    provider, exporter = tracer_provider("production")
+    for _ in range(2):
+        with provider.get_tracer("app").start_as_current_span("chat", attributes=CHAT):
+            pass
+    exports = [otlp_json(exporter.get_finished_spans())] * 3  # the same two spans on three lines
+    intake = Intake(JanusConfig(input=InputConfig(format="otlp-json")))
+    decisions, rejections = intake.accept(lines_of(*exports), locate=lambda p: f"events.jsonl:{p + 1}")
+    assert [d.position for d in decisions] == [0, 1]
+    assert [(r.position, r.reason) for r in rejections] == [(1, "duplicate")] * 2 + [(2, "duplicate")] * 2
+    assert all(r.message.startswith(f"events.jsonl:{r.position + 1}: decision_id") for r in rejections)
+
+
 def test_traffic_comes_from_the_environment_unless_the_caller_gives_one():
     production, _ = one_chat("production")
     staging, _ = one_chat("staging")
