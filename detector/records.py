@@ -268,7 +268,7 @@ def _decision(obj: Any, limits: LimitsConfig, traffic_hint: str | None, position
     traffic = obj.get("traffic")
     if traffic is None:
         if traffic_hint is None:
-            raise _Reject("missing_field", "traffic: required field is missing (and the topic implies none)")
+            raise _Reject("missing_field", "traffic: required field is missing (and its source implies none: no topic mapping, no --traffic)")
         traffic = traffic_hint
     elif traffic not in TRAFFIC_VALUES:
         shown = traffic[:40] if isinstance(traffic, str) else json_type_name(traffic)

@@ -177,8 +177,11 @@ def test_traffic_comes_from_the_environment_unless_the_caller_gives_one():
     assert [d.traffic for d in result.decisions] == ["production"]
     assert [(r.position, r.reason) for r in result.rejections] == [(1, "bad_traffic"), (2, "missing_field")]
     assert "traffic: 'staging' is not 'evaluation' or 'production' (read from resource attribute " \
-           "deployment.environment.name)" in result.rejections[0].message
+           "deployment.environment.name (or deployment.environment))" in result.rejections[0].message
     assert result.rejections[1].message.startswith("events.jsonl:3 span 1 (spanId ")
+    # The attribute's name before semantic conventions 1.27 is read too.
+    older, _ = one_chat(None, **{"deployment.environment": "evaluation"})
+    assert [d.traffic for d in parse(older).decisions] == ["evaluation"]
 
     given = parse(production, staging, unnamed, traffic="evaluation")
     assert [d.traffic for d in given.decisions] == ["evaluation"] * 3 and given.rejections == []
@@ -316,7 +319,7 @@ def test_unknown_environment():
     result = parse(export(chat_span(), environment="staging"))
     (rej,) = result.rejections
     assert rej.reason == "bad_traffic"
-    assert "'staging' is not 'evaluation' or 'production' (read from resource attribute deployment.environment.name)" \
+    assert "'staging' is not 'evaluation' or 'production' (read from resource attribute deployment.environment.name " \
         in rej.message
 
 

@@ -54,6 +54,7 @@ OPERATION = "gen_ai.operation.name"
 INFERENCE_OPERATIONS = frozenset({"chat", "text_completion", "generate_content"})
 EXECUTE_TOOL = "execute_tool"
 ENVIRONMENT = "deployment.environment.name"
+OLD_ENVIRONMENT = "deployment.environment"
 INPUT_MESSAGES = "gen_ai.input.messages"
 OUTPUT_MESSAGES = "gen_ai.output.messages"
 FINISH_REASONS = "gen_ai.response.finish_reasons"
@@ -80,7 +81,7 @@ class OtlpJson(Format):
             "timestamp": "read from the span's startTimeUnixNano",
             "model_id": (f"read from attribute {model_from} of the span or its resource" if model_from
                          else "read from span attribute gen_ai.request.model or gen_ai.response.model"),
-            "traffic": f"read from resource attribute {ENVIRONMENT}",
+            "traffic": f"read from resource attribute {ENVIRONMENT} (or {OLD_ENVIRONMENT})",
             "latency_ms": "read from the span's endTimeUnixNano - startTimeUnixNano",
             "input": f"read from the last user message of {INPUT_MESSAGES}",
             "output.text": f"read from text parts of {OUTPUT_MESSAGES}",
@@ -124,7 +125,9 @@ class OtlpJson(Format):
         if model is not None:
             record["model_id"] = model
         if traffic is None:  # a traffic given by the caller overrides the deployment's environment name
-            environment = span.resource_attribute(ENVIRONMENT)
+            # deployment.environment: its name before semantic conventions 1.27, still common in exports.
+            environment = _first_present(span.resource_attribute(ENVIRONMENT),
+                                         span.resource_attribute(OLD_ENVIRONMENT))
             if environment is not None:
                 record["traffic"] = environment
         if self.segment_attribute:
