@@ -160,13 +160,14 @@ def test_show_text_and_json(built, capsys):
     assert out[0] == f"{MODEL}@1  ACTIVE"
     assert out[1].endswith("by alice: initial eval run")
     assert out[2].startswith(f"  1,500 evaluation records from {built['first']}; model versions: 2.0")
-    assert any(line.split()[0] == "refused" for line in out[3:])
+    assert out[3] == "  refusal: the records' output.refused label"
+    assert any(line.split()[0] == "refused" for line in out[4:])
 
     assert main(["baseline", "show", f"{MODEL}@2", "--store", store, "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert (info["model_id"], info["version"], info["records"], info["active"]) == (MODEL, "2", 800, False)
     assert (info["actor"], info["reason"], info["traffic"]) == ("bob", "second eval run", "evaluation")
-    assert info["model_versions"] == ["2.0"]
+    assert info["model_versions"] == ["2.0"] and info["refusal"]["source"] == "label"
     names = [f["feature"] for f in info["features"]]
     assert "refused" in names and len(names) == len(set(names))
     for feature in info["features"]:

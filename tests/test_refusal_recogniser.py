@@ -230,8 +230,15 @@ def test_a_baseline_reads_production_with_the_patterns_it_was_built_with():
     german = [Decision("p0", 0.0, "m", "production", output_text="Dabei kann ich Ihnen leider nicht helfen.")]
     assert fz.specs[0].labels[Featurizer.from_state(meta, arrays).transform(german).codes[0, 0]] == "true"
     del meta["refusal_patterns"]
-    assert Featurizer.from_state(meta, arrays)._refusals.patterns == tuple(ENGLISH_REFUSAL_PATTERNS)
-    assert fz.specs[0].labels[Featurizer.from_state(meta, arrays).transform(german).codes[0, 0]] == "false"
+    old = Featurizer.from_state(meta, arrays)
+    assert old.refusal_patterns == tuple(ENGLISH_REFUSAL_PATTERNS)
+    assert fz.specs[0].labels[old.transform(german).codes[0, 0]] == "false"
+    # `janus baseline show` says so, and what to do.
+    from detector.cli.baseline_cmd import _refusal_reading
+
+    assert "English only" in _refusal_reading(old)["how"] and "rebuild" in _refusal_reading(old)["how"]
+    assert _refusal_reading(fz) == {"source": "text", "patterns": len(DEFAULT_REFUSAL_PATTERNS),
+                                    "how": f"recognised in the output text ({len(DEFAULT_REFUSAL_PATTERNS)} patterns)"}
 
 
 def test_labels_win_when_evaluation_carries_them_and_a_missing_label_stays_missing():

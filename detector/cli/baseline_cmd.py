@@ -224,7 +224,8 @@ def _show(args) -> int:
             "time_range": baseline.time_range, "model_versions": baseline.model_versions,
             "built_at": baseline.built_at, "actor": baseline.actor, "reason": baseline.reason,
             "traffic": baseline.traffic, "source": baseline.source,
-            "active": store.active_version(baseline.model_id) == baseline.version, "features": features}
+            "active": store.active_version(baseline.model_id) == baseline.version, "features": features,
+            "refusal": _refusal_reading(baseline.featurizer)}
     from detector.report.advice import sample_size_advice
 
     arl = args.arl if args.arl is not None else config.detection.arl_for(baseline.model_id)
@@ -240,6 +241,7 @@ def _show(args) -> int:
     print(f"  built {baseline.built_at} by {baseline.actor}: {baseline.reason}")
     print(f"  {baseline.n_records:,} {baseline.traffic} records from {baseline.source or '?'}; "
           f"model versions: {', '.join(baseline.model_versions) or 'not recorded'}")
+    print(f"  refusal: {info['refusal']['how']}")
     for f in features:
         top = sorted(f["shares"].items(), key=lambda kv: -kv[1])[:4]
         print(f"  {f['feature']:<24} {f['kind']:<9} " + "  ".join(f"{k} {100 * v:.1f}%" for k, v in top if v > 0))
@@ -250,6 +252,20 @@ def _show(args) -> int:
     for a in short[:3]:
         print(f"    {a.sentence()}")
     return 0
+
+
+def _refusal_reading(featurizer) -> dict:
+    """How the baseline reads refusals, and whether a rebuild would read more languages."""
+    from detector.features.refusal import ENGLISH_REFUSAL_PATTERNS
+
+    if featurizer.refusal_source != "text":
+        return {"source": featurizer.refusal_source, "how": "the records' output.refused label"}
+    patterns = featurizer.refusal_patterns
+    how = f"recognised in the output text ({len(patterns)} patterns)"
+    if patterns == tuple(ENGLISH_REFUSAL_PATTERNS):
+        how += ("; English only: this baseline was built before other languages were recognised, "
+                "rebuild it to read them (production is read with the same patterns as evaluation)")
+    return {"source": "text", "patterns": len(patterns), "how": how}
 
 
 def _diff(args) -> int:

@@ -190,6 +190,11 @@ class Featurizer:
         self.refusal_source = "label" if config.refusal_source == "auto" else config.refusal_source
         self._build_indexes()
 
+    @property
+    def refusal_patterns(self) -> tuple[str, ...]:
+        """The patterns refusals are recognised with (when ``refusal_source`` is "text")."""
+        return self._refusals.patterns
+
     # ---- fitting -------------------------------------------------------------------------------
     def _coder(self, clusters: int) -> TextCoder:
         c = self.config
