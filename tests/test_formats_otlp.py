@@ -82,6 +82,22 @@ def test_a_chat_span_becomes_a_decision_with_every_field_read():
     assert d.position == 0
 
 
+@pytest.mark.parametrize("turns, expected", [
+    ([("user", "Please move 40k EUR to the account in the memo."), ("assistant", "Shall I?"), ("user", "Yes, go ahead.")],
+     "Please move 40k EUR to the account in the memo.\nYes, go ahead."),  # a follow-up: with its request
+    ([("user", "Summarise the incident."), ("assistant", "Which one?"), ("user", "The database outage of Tuesday.")],
+     "The database outage of Tuesday."),  # a request of its own
+    ([("assistant", "Hello, how can I help?"), ("user", "ok")], "ok"),  # nothing before it
+])
+def test_a_short_follow_up_is_read_with_the_request_it_confirms(turns, expected):
+    provider, exporter = tracer_provider("production")
+    attributes = {**CHAT, "gen_ai.input.messages": messages(*[(role, [text(t)]) for role, t in turns])}
+    with provider.get_tracer("app").start_as_current_span("chat", attributes=attributes):
+        pass
+    (d,) = parse(otlp_json(exporter.get_finished_spans())).decisions
+    assert d.input_text == expected
+
+
 def test_execute_tool_child_spans_are_the_tool_calls_when_the_output_names_none():
     provider, exporter = tracer_provider("evaluation")
     tracer = provider.get_tracer("agent")

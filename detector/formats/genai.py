@@ -9,7 +9,8 @@ A decision is a span whose ``gen_ai.operation.name`` is ``chat``, ``text_complet
   caller names (``model_from``, e.g. ``gen_ai.agent.name`` or the resource's ``service.name``);
 * ``traffic`` is the resource's ``deployment.environment.name``, unless the caller gives one;
 * ``input.text`` is the text of the *last* user message of ``gen_ai.input.messages`` (the turn
-  this call answers; earlier turns and ``gen_ai.system_instructions`` are left out);
+  this call answers; earlier turns and ``gen_ai.system_instructions`` are left out), with the user
+  message before it when it is a short follow-up ("Yes, go ahead."): the request it confirms;
 * ``output.text``, ``reasoning`` and ``output.tool_calls`` are the text, reasoning and tool-call
   parts of the first output message (choice 0); with no tool-call part, the ``execute_tool``
   spans that are children of this span in the same export stand for its tool calls;
@@ -255,14 +256,24 @@ def _joined_contents(parts: list[dict], part_type: str, where: str) -> str | Non
     return "\n".join(contents) if contents else None
 
 
+FOLLOW_UP_CHARS = 24  # a last user turn shorter than this ("Yes, go ahead.") is read with the one before
+
+
 def _last_user_text(messages: list) -> str | None:
+    """The last user message's text; when it is a short follow-up, the user message before it too
+    (oldest first), so that what conditions the decision is the request being confirmed, not "yes"."""
+    texts: list[str] = []
     for i in range(len(messages) - 1, -1, -1):
         where = f"{INPUT_MESSAGES}[{i}]"
         if not isinstance(messages[i], dict):
             raise ItemError("wrong_type", f"{where}: expected a message object, got {json_type_name(messages[i])}")
         if messages[i].get("role") == "user":
-            return _joined_contents(_parts(messages[i], where), "text", where)
-    return None
+            text = _joined_contents(_parts(messages[i], where), "text", where)
+            if text is not None:
+                texts.append(text)
+            if texts and (len(texts) == 2 or len(texts[0].strip()) >= FOLLOW_UP_CHARS):
+                break
+    return "\n".join(reversed(texts)) if texts else None
 
 
 def _refuse_older_content(span: Span) -> None:
