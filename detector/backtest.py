@@ -26,6 +26,7 @@ class BacktestSummary:
     rejected: Counter = field(default_factory=Counter)
     alerts: Counter = field(default_factory=Counter)  # (kind, feature, status) → count
     baseline_missing: Counter = field(default_factory=Counter)
+    traffic: Counter = field(default_factory=Counter)  # accepted decisions per traffic
     seconds: float = 0.0
     first_rejections: list[str] = field(default_factory=list)
 
@@ -40,6 +41,7 @@ class BacktestSummary:
             "rejected": dict(self.rejected),
             "alerts": [{"kind": k, "feature": f, "status": s, "count": n} for (k, f, s), n in sorted(self.alerts.items())],
             "baseline_missing": dict(self.baseline_missing),
+            "traffic": dict(self.traffic),
             "seconds": round(self.seconds, 3),
             "records_per_second": round(self.records_per_second, 1),
         }
@@ -60,6 +62,8 @@ def run_backtest(path: str | Path, pipeline: Pipeline, *, chunk_size: int = 2048
         summary.rejected.update(r.reason for r in result.rejections)
         summary.first_rejections.extend(r.message for r in result.rejections[: 5 - len(summary.first_rejections)])
         summary.baseline_missing.update(result.baseline_missing)
+        for (_, _, traffic), n in result.decisions.items():
+            summary.traffic[traffic] += n
         for event in result.alerts:
             summary.alerts[(event.kind, event.feature, event.status)] += 1
             if on_alert is not None:

@@ -123,3 +123,13 @@ def test_fail_on_all_rejected(world, tmp_path):
     assert err == (f"janus: error: {log}: every record was rejected: 4 (missing_field 1, not_json 1, empty 1, "
                    f"not_utf8 1); first: {log}:1: timestamp: required field is missing; --rejects-out FILE writes "
                    "every one with its reason\n")
+
+
+def test_evaluation_records_in_a_backtest_are_counted_and_said_not_monitored(world, tmp_path):
+    logs = simulate("no-change", 5, n_evaluation=30, n_production=20, change_at=0)
+    log = tmp_path / "mixed.jsonl"
+    log.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in logs.production + logs.evaluation))
+    rc, out, err = run_cli(["backtest", "--store", world["store"], "--input", str(log), "--json"])
+    assert rc == 0 and json.loads(out)["traffic"] == {"production": 20, "evaluation": 30}
+    rc, out, err = run_cli(["backtest", "--store", world["store"], "--input", str(log)])
+    assert "evaluation: 30 accepted records are evaluation traffic: not monitored" in out

@@ -101,6 +101,9 @@ def _summary_lines(summary, firing, args) -> list[str]:
              f"= {summary.records_per_second:,.0f} records/s"]
     if summary.rejected:
         lines.append(f"rejected: {rejections_text(summary.rejected, summary.first_rejections[0], args.rejects_out)}")
+    if summary.traffic.get("evaluation"):
+        lines.append(f"evaluation: {summary.traffic['evaluation']:,} accepted records are evaluation traffic: "
+                     "not monitored (a baseline is built from them with `janus baseline build`)")
     lines += [f"baseline_missing: {model_id}: {n:,} production records had no active baseline"
               for model_id, n in summary.baseline_missing.items()]
     if not summary.alerts:
