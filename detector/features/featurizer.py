@@ -84,6 +84,29 @@ class FeatureMatrix:
     segments: np.ndarray  # (n,) int16 index into Featurizer.segments
 
 
+class FeatureRows:
+    """The feature rows of a batch's decisions, as one featurizer coded them; :meth:`of` reuses
+    them and codes only the decisions it was not given (a record's codes do not depend on its batch).
+    Decisions are matched by identity: the objects of one batch, alive while it is processed."""
+
+    def __init__(self, featurizer: Featurizer, decisions: Sequence[Decision] = (), matrix: FeatureMatrix | None = None):
+        self.featurizer = featurizer
+        self.matrix = matrix
+        self._row = {id(d): i for i, d in enumerate(decisions)}
+
+    def of(self, decisions: Sequence[Decision]) -> FeatureMatrix:
+        rows = np.array([self._row.get(id(d), -1) for d in decisions], dtype=np.int64)
+        new = np.flatnonzero(rows < 0)
+        if len(new) == len(rows):
+            return self.featurizer.transform(decisions)
+        m = self.matrix
+        codes, cells, segments = m.codes[rows], m.cells[rows], m.segments[rows]  # rows -1: written over below
+        if len(new):
+            coded = self.featurizer.transform([decisions[i] for i in new])
+            codes[new], cells[new], segments[new] = coded.codes, coded.cells, coded.segments
+        return FeatureMatrix(codes, cells, segments)
+
+
 # ---- the coding of categories, also used by detector.probes so that its codes mean the same ----
 
 def vocabulary(values: Sequence[str | None], size: int) -> list[str]:
