@@ -46,7 +46,7 @@ from detector.features.conditions import NOVEL, ConditionModel, fold_of
 from detector.features.embedders import make_embedder
 from detector.features.phrases import PhraseCounter
 from detector.features.refusal import DEFAULT_REFUSAL_PATTERNS, RefusalRecogniser
-from detector.features.text import KeyedCache, TextCoder, TextField
+from detector.features.text import KeyedCache, TextCoder, TextField, text_keys
 from detector.records import Decision
 from detector.threads import one_blas_thread
 
@@ -436,7 +436,8 @@ class Featurizer:
         model = self.conditions
         texts, ids = [d.input_text for d in decisions], [d.decision_id for d in decisions]
         prefix, folds = model.prefix_chars, model.folds
-        keys = [hash((t or "")[:prefix]) * folds + k for t, k in zip(texts, fold_of(ids, folds).tolist())]
+        # The condition model reads hashed n-grams of the text: blind to its digits.
+        keys = [h * folds + k for h, k in zip(text_keys(texts, prefix, digit_blind=True), fold_of(ids, folds).tolist())]
         strata = self._strata.values(keys, lambda rows: model.strata([texts[i] for i in rows],
                                                                      [ids[i] for i in rows]).tolist())
         return np.array(strata, dtype=np.int16)
