@@ -87,11 +87,12 @@ class FeatureMatrix:
 class FeatureRows:
     """The feature rows of a batch's decisions, as one featurizer coded them; :meth:`of` reuses
     them and codes only the decisions it was not given (a record's codes do not depend on its batch).
-    Decisions are matched by identity: the objects of one batch, alive while it is processed."""
+    Decisions are matched by identity (the objects of one batch)."""
 
     def __init__(self, featurizer: Featurizer, decisions: Sequence[Decision] = (), matrix: FeatureMatrix | None = None):
         self.featurizer = featurizer
         self.matrix = matrix
+        self._decisions = decisions  # kept alive, so that no other object takes one of their ids
         self._row = {id(d): i for i, d in enumerate(decisions)}
 
     def of(self, decisions: Sequence[Decision]) -> FeatureMatrix:
