@@ -207,10 +207,12 @@ class Monitor:
     def score(self, decisions: Sequence[Decision]) -> tuple[list[AlertEvent], FeatureRows]:
         """:meth:`update`, also returning the feature rows of the decisions it scored (for the review sampler)."""
         production = [d for d in decisions if d.traffic == "production"]
-        unbaselined = [self.is_unbaselined(d.model_version) for d in production]
-        self.count_unbaselined(Counter(d.model_version for d, new in zip(production, unbaselined) if new))
-        if self.config.on_protocol_change == "pause" and any(unbaselined):
-            production = [d for d, new in zip(production, unbaselined) if not new]
+        # A batch holds few versions: each is judged once, not once per record.
+        unbaselined = {v for v in {d.model_version for d in production} if self.is_unbaselined(v)}
+        if unbaselined:
+            self.count_unbaselined(Counter(d.model_version for d in production if d.model_version in unbaselined))
+            if self.config.on_protocol_change == "pause":
+                production = [d for d in production if d.model_version not in unbaselined]
         if not production:
             return [], FeatureRows(self.featurizer)
         matrix = self.featurizer.transform(production)
