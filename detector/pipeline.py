@@ -22,6 +22,7 @@ import numpy as np
 from detector.baseline.store import BaselineStore
 from detector.config import JanusConfig
 from detector.errors import JanusError
+from detector.features.featurizer import FeatureRows
 from detector.heap import gc_paused
 from detector.intake import Intake
 from detector.monitor import AlertEvent, Monitor
@@ -131,6 +132,7 @@ class Pipeline:
         result = BatchResult(accepted=list(decisions))
         by_model: dict[str, list[Decision]] = defaultdict(list)
         probes: dict[str, list[Decision]] = defaultdict(list)
+        features: dict[str, FeatureRows] = {}  # model_id → its monitor's feature rows of this batch
         for d in decisions:
             result.decisions[(d.model_id, d.segment, d.traffic)] += 1
             if d.probe is not None:
@@ -145,7 +147,8 @@ class Pipeline:
                 result.baseline_missing[model_id] += len(batch)
                 continue
             known = set(monitor.unbaselined_versions)
-            result.alerts.extend(monitor.update(batch))
+            alerts, features[model_id] = monitor.score(batch)
+            result.alerts.extend(alerts)
             if len(monitor.unbaselined_versions) > len(known):  # protocol change: once per (model, version)
                 result.alerts.extend(protocol_events(monitor, batch, known))
         if self._probe_carry:
@@ -163,7 +166,7 @@ class Pipeline:
         result.alerts.sort(key=lambda e: e.record_index)
         # Monitors on demand: a sampled evaluation decision of a model not yet seen in production
         # still gets its evaluation context (the sampler asks only for models it sampled).
-        result.review_samples = self.review.sample(decisions, _MonitorLookup(self), result.alerts)
+        result.review_samples = self.review.sample(decisions, _MonitorLookup(self), result.alerts, features)
         return result
 
     def refresh_baselines(self) -> list[tuple[str, str | None, str | None]]:

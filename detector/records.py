@@ -193,6 +193,8 @@ def _string(obj: dict, key: str, label: str, max_chars: int, required: bool = Fa
 
 def _number(obj: dict, key: str, label: str, low: float, high: float) -> float | None:
     value = obj.get(key)
+    if value.__class__ is float and low <= value <= high:
+        return value  # the common case first, as in _string
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -234,6 +236,8 @@ def _depth(value: Any, limit: int) -> int:
 
 def parse_timestamp(value: Any, label: str = "timestamp") -> float:
     """RFC 3339 string (with a UTC offset) or epoch seconds → epoch seconds."""
+    if value.__class__ is float and 0 <= value < 1e11:
+        return value  # the common case first, as in _string
     if isinstance(value, bool) or value is None:
         raise _Reject("bad_timestamp",
                       f"{label}: expected RFC 3339 string or epoch seconds, got {json_type_name(value)}")
@@ -298,13 +302,14 @@ def _decision(obj: Any, limits: LimitsConfig, traffic_hint: str | None, position
             raise _Reject("too_large", f"output.tool_calls: {len(raw_calls)} calls, limit {limits.max_tool_calls}")
         calls = []
         for i, call in enumerate(raw_calls):
-            label = f"output.tool_calls[{i}]"
             if not isinstance(call, dict):
-                raise _Reject("wrong_type", f"{label}: expected object, got {json_type_name(call)}")
-            name = _string(call, "name", f"{label}.name", ids, required=True)
+                raise _Reject("wrong_type", f"output.tool_calls[{i}]: expected object, got {json_type_name(call)}")
+            name = call.get("name")
+            if name.__class__ is not str or not name or len(name) > ids:  # labels formatted only for a rejection
+                name = _string(call, "name", f"output.tool_calls[{i}].name", ids, required=True)
             arguments = call.get("arguments")
             if _depth(arguments, limits.max_depth) > limits.max_depth:
-                raise _Reject("too_deep", f"{label}.arguments: nested deeper than {limits.max_depth}")
+                raise _Reject("too_deep", f"output.tool_calls[{i}].arguments: nested deeper than {limits.max_depth}")
             calls.append(ToolCall(name, arguments))
         tool_calls = tuple(calls)
 

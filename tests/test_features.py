@@ -95,6 +95,20 @@ def test_a_full_cache_gives_the_same_codes_and_phrase_counts():
             assert np.array_equal(counts, expected_counts[start:start + 90])
 
 
+def test_texts_differing_only_in_digits_share_a_cached_result_only_where_digits_cannot_matter():
+    """Hashed n-grams read digits as spaces, so the cache keys texts with their digits read as 0; a
+    phrase holding a digit makes digits matter, and then the cache keys the texts as they are."""
+    texts = [f"{n} failed logins on ws-{n % 97}: agent 7 {'not monitored' if n % 3 else 'fine'}" for n in range(60)]
+    texts += ["agent 7 fine", "agent 8 fine", "agent 7 not monitored", "agent 8 not monitored"]
+    coder = TextCoder(clusters=4, embedder=HashingEmbedder(dim=8)).fit(texts)
+    for phrases, shared in ((PhraseCounter(["not monitored"]), True), (PhraseCounter(["agent 7"]), False)):
+        field = TextField(coder, phrases, 10_000)
+        codes, counts = field.encode(texts)
+        assert np.array_equal(codes, coder.codes(texts))
+        assert np.array_equal(counts, np.minimum(phrases.counts(texts), 2))
+        assert (len(field._cache._values) < len(set(texts))) == shared
+
+
 def _state(coder):
     meta, arrays = coder.state("t")
     return meta, arrays

@@ -46,7 +46,7 @@ from detector.features.conditions import NOVEL, ConditionModel, fold_of
 from detector.features.embedders import make_embedder
 from detector.features.phrases import PhraseCounter
 from detector.features.refusal import DEFAULT_REFUSAL_PATTERNS, ENGLISH_REFUSAL_PATTERNS, RefusalRecogniser
-from detector.features.text import KeyedCache, TextCoder, TextField
+from detector.features.text import KeyedCache, TextCoder, TextField, text_keys
 from detector.records import Decision
 from detector.threads import one_blas_thread
 
@@ -82,6 +82,30 @@ class FeatureMatrix:
     codes: np.ndarray  # (n, F) int16
     cells: np.ndarray  # (n, F) int32: per feature, segment index * its conditions + condition
     segments: np.ndarray  # (n,) int16 index into Featurizer.segments
+
+
+class FeatureRows:
+    """The feature rows of a batch's decisions, as one featurizer coded them; :meth:`of` reuses
+    them and codes only the decisions it was not given (a record's codes do not depend on its batch).
+    Decisions are matched by identity (the objects of one batch)."""
+
+    def __init__(self, featurizer: Featurizer, decisions: Sequence[Decision] = (), matrix: FeatureMatrix | None = None):
+        self.featurizer = featurizer
+        self.matrix = matrix
+        self._decisions = decisions  # kept alive, so that no other object takes one of their ids
+        self._row = {id(d): i for i, d in enumerate(decisions)}
+
+    def of(self, decisions: Sequence[Decision]) -> FeatureMatrix:
+        rows = np.array([self._row.get(id(d), -1) for d in decisions], dtype=np.int64)
+        new = np.flatnonzero(rows < 0)
+        if len(new) == len(rows):
+            return self.featurizer.transform(decisions)
+        m = self.matrix
+        codes, cells, segments = m.codes[rows], m.cells[rows], m.segments[rows]  # rows -1: written over below
+        if len(new):
+            coded = self.featurizer.transform([decisions[i] for i in new])
+            codes[new], cells[new], segments[new] = coded.codes, coded.cells, coded.segments
+        return FeatureMatrix(codes, cells, segments)
 
 
 # ---- the coding of categories, also used by detector.probes so that its codes mean the same ----
@@ -418,7 +442,8 @@ class Featurizer:
         model = self.conditions
         texts, ids = [d.input_text for d in decisions], [d.decision_id for d in decisions]
         prefix, folds = model.prefix_chars, model.folds
-        keys = [hash((t or "")[:prefix]) * folds + k for t, k in zip(texts, fold_of(ids, folds).tolist())]
+        # The condition model reads hashed n-grams of the text: blind to its digits.
+        keys = [h * folds + k for h, k in zip(text_keys(texts, prefix, digit_blind=True), fold_of(ids, folds).tolist())]
         strata = self._strata.values(keys, lambda rows: model.strata([texts[i] for i in rows],
                                                                      [ids[i] for i in rows]).tolist())
         return np.array(strata, dtype=np.int16)

@@ -48,6 +48,12 @@ class PhraseCounter:
         options.max_mem = 64 << 20  # room for the DFA of a long phrase list (RE2's default is 8 MiB)
         self._regex = re2.compile(self.pattern, options) if self.pattern else None
 
+    @property
+    def digit_blind(self) -> bool:
+        """Whether counts are the same whichever ASCII digits a text has: no phrase holds a digit (for
+        ``\\b`` every digit is alike)."""
+        return not any(ch.isdigit() for ch in self.pattern)
+
     def counts(self, *fields: Sequence[str | None]) -> np.ndarray:
         """Total matches over the given text fields, per record."""
         n = len(fields[0]) if fields else 0

@@ -38,6 +38,19 @@ def template_of(text: str) -> str:
     return _VOLATILE.sub("0", text)
 
 
+_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+
+
+def text_keys(texts: Sequence[str | None], chars: int, digit_blind: bool) -> list[int]:
+    """Cache keys of texts as a reader of their first ``chars`` characters sees them: a hash of those
+    (no text reads as ""). For a ``digit_blind`` reader, whose result is the same whichever ASCII
+    digits a text has, every such digit is read as 0 (the length stays): templated texts differ
+    mostly in their numbers (counts, ids, addresses), so they share a key, and a cache a result."""
+    if not digit_blind:
+        return [hash((t or "")[:chars]) for t in texts]
+    return [hash((t or "")[:chars].encode("utf-8", "surrogatepass").translate(_DIGITS)) for t in texts]
+
+
 class TextCoder:
     """One text field → code 0 (missing) or the nearest of ``clusters`` centroids (1..k)."""
 
@@ -51,6 +64,11 @@ class TextCoder:
     @property
     def n_codes(self) -> int:
         return 1 + (0 if self.centroids is None else len(self.centroids))
+
+    @property
+    def digit_blind(self) -> bool:
+        """Whether codes are the same whichever digits a text has: hashed n-grams take them for spaces."""
+        return isinstance(self.embedder, HashingEmbedder)
 
     def fit(self, texts: Sequence[str | None], max_fit: int = 20_000) -> TextCoder:
         # Per template: its first text (the one embedded) and how often the template was seen.
@@ -110,8 +128,8 @@ class TextField:
     """One text field of a batch → its cluster codes and (optionally) oversight-phrase counts.
 
     Decision logs repeat texts verbatim (stock refusals, templated prompts), so results are cached
-    per distinct text (a hash of as much of it as the coder or the phrase search reads): a hit skips
-    both. Results are identical with or without this cache.
+    per distinct text (a hash of as much of it as the coder or the phrase search reads, see
+    :func:`text_keys`): a hit skips both. Results are identical with or without this cache.
 
     >>> coder = TextCoder(clusters=2, embedder=HashingEmbedder(dim=4)).fit(["I can't help."] * 3 + ["Alert 7 closed."] * 3)
     >>> field = TextField(coder, PhraseCounter(["not monitored"]))
@@ -128,6 +146,7 @@ class TextField:
         self.coder = coder
         self.phrases = phrases
         self._read_chars = max(coder.prefix_chars, 0 if phrases is None else phrases.max_chars)
+        self._digit_blind = coder.digit_blind and (phrases is None or phrases.digit_blind)
         # hash of the text as read (None: no text) → code * (cap + 1) + capped phrase count
         self._cache = KeyedCache(cache_size)
 
@@ -143,7 +162,7 @@ class TextField:
                 values += np.minimum(self.phrases.counts(misses), self.PHRASE_CAP)
             return values.tolist()
 
-        values = np.array(self._cache.values([hash(t[:read]) if t else None for t in texts], compute), np.int32)
+        values = np.array(self._cache.values(text_keys(texts, read, self._digit_blind), compute), np.int32)
         return (values // base).astype(np.int16), (values % base).astype(np.int16)
 
 

@@ -27,7 +27,7 @@ from detector.baseline.model import Baseline
 from detector.config import DetectionConfig
 from detector.features import BEHAVIOUR, DATA, INPUT, FeatureMatrix, FeatureSpec
 from detector.features.conditions import NOVEL
-from detector.features.featurizer import MISSING_PART
+from detector.features.featurizer import MISSING_PART, FeatureRows
 from detector.monitor.alerts import SEVERITY, AlertEvent, describe, iso_time
 from detector.monitor.detectors import (DOWN, SHARE, UP, Component, alternative_table, component_weights,
                                         feature_components)
@@ -202,19 +202,24 @@ class Monitor:
 
     def update(self, decisions: Sequence[Decision]) -> list[AlertEvent]:
         """Score the production decisions of a micro-batch (others are ignored); return alert events."""
+        return self.score(decisions)[0]
+
+    def score(self, decisions: Sequence[Decision]) -> tuple[list[AlertEvent], FeatureRows]:
+        """:meth:`update`, also returning the feature rows of the decisions it scored (for the review sampler)."""
         production = [d for d in decisions if d.traffic == "production"]
+        # A batch holds few versions: each is judged once, not once per record.
+        unbaselined = {v for v in {d.model_version for d in production} if self.is_unbaselined(v)}
+        if unbaselined:
+            self.count_unbaselined(Counter(d.model_version for d in production if d.model_version in unbaselined))
+            if self.config.on_protocol_change == "pause":
+                production = [d for d in production if d.model_version not in unbaselined]
         if not production:
-            return []
-        unbaselined = [self.is_unbaselined(d.model_version) for d in production]
-        self.count_unbaselined(Counter(d.model_version for d, new in zip(production, unbaselined) if new))
-        if self.config.on_protocol_change == "pause" and any(unbaselined):
-            production = [d for d, new in zip(production, unbaselined) if not new]
-            if not production:
-                return []
+            return [], FeatureRows(self.featurizer)
         matrix = self.featurizer.transform(production)
-        return self.update_matrix(matrix, [d.decision_id for d in production],
-                                  np.array([d.position for d in production]),
-                                  np.array([d.timestamp for d in production]))
+        alerts = self.update_matrix(matrix, [d.decision_id for d in production],
+                                    np.array([d.position for d in production]),
+                                    np.array([d.timestamp for d in production]))
+        return alerts, FeatureRows(self.featurizer, production, matrix)
 
     def _scored(self, f: int, matrix: FeatureMatrix) -> np.ndarray:
         """Records whose code of feature ``f`` is behaviour to score: present, not a novel input, and

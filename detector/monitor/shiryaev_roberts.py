@@ -28,6 +28,7 @@ import numpy as np
 CAP_NATS = 14.0
 FIRING, RESOLVED = "firing", "resolved"
 _BLOCK = 256  # rows of a path run before checking the cap: a pass over them costs ~1% of running them
+_ONE = np.array(1.0)  # an array operand: a Python float is converted on every call (~0.6 µs of a ~2.7 µs step)
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ class ShiryaevRoberts:
                capped: bool) -> None:
         add, multiply = np.add, np.multiply  # `out` positional: no keywords parsed per row
         for i, (row, ratios) in enumerate(zip(out, lr)):
-            add(prev, 1.0, row)
+            add(prev, _ONE, row)
             multiply(row, ratios, row)
             if capped:
                 np.minimum(row, self.cap, out=row)  # (numpy 2.4 deprecates a positional `out` here)

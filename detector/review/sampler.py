@@ -42,6 +42,7 @@ from detector.config import REVIEW_STRATA, ReviewConfig
 from detector.dedup import digests
 from detector.errors import JanusError
 from detector.features import BEHAVIOUR
+from detector.features.featurizer import FeatureRows
 from detector.monitor.alerts import AlertEvent, iso_time
 from detector.monitor.monitor import ALL_SEGMENTS
 from detector.records import Decision
@@ -113,13 +114,15 @@ class ReviewSampler:
 
     # ---- sampling ---------------------------------------------------------------------------------
     def sample(self, decisions: Sequence[Decision], monitors: Mapping[str, Any],
-               alerts: Sequence[AlertEvent]) -> list[dict]:
+               alerts: Sequence[AlertEvent], features: Mapping[str, FeatureRows] | None = None) -> list[dict]:
         """The sampled records of a micro-batch (in stream order), after its Monitors were updated.
 
         ``monitors``: model_id → Monitor (used for the evaluation-time rates and the alert state);
         ``alerts``: the batch's alert events, whose behaviour firings/resolutions move the
-        ``alert`` stratum from their record on.
+        ``alert`` stratum from their record on; ``features``: model_id → the feature rows its
+        Monitor coded for this batch (sampled records found there are not featurised again).
         """
+        features = features or {}
         events: dict[str, list[AlertEvent]] = defaultdict(list)
         for e in alerts:
             if e.kind == BEHAVIOUR and e.status in ("firing", "resolved") and e.record_index >= 0:
@@ -134,12 +137,13 @@ class ReviewSampler:
         out: list[dict] = []
         for model_id in sorted(set(events) | set(candidates)):
             out.extend(self._model_samples(model_id, candidates.get(model_id, []), monitors.get(model_id),
-                                           sorted(events.get(model_id, []), key=lambda e: e.record_index)))
+                                           sorted(events.get(model_id, []), key=lambda e: e.record_index),
+                                           features.get(model_id)))
         out.sort(key=lambda s: s["record_index"])
         return out
 
     def _model_samples(self, model_id: str, candidates: list[tuple[Decision, float]], monitor,
-                       events: list[AlertEvent]) -> list[dict]:
+                       events: list[AlertEvent], features: FeatureRows | None) -> list[dict]:
         version = monitor.baseline.version if monitor is not None else None
         firing = {k: v for k, v in self.firing.get(model_id, {}).items() if v["baseline_version"] == version}
         rates = self.rates
@@ -167,8 +171,10 @@ class ReviewSampler:
             self.firing.pop(model_id, None)
         if not plan:
             return []
-        # Pass 2: featurise only those (the sampled ones and the ones an alert could oversample).
-        matrix = monitor.featurizer.transform([d for d, *_ in plan]) if monitor is not None else None
+        # Pass 2: features of only those (the sampled ones and the ones an alert could oversample).
+        matrix = None
+        if monitor is not None:
+            matrix = (features or FeatureRows(monitor.featurizer)).of([d for d, *_ in plan])
         out = []
         for k, (d, u, state) in enumerate(plan):
             related = self._related_alert(monitor, matrix, k, state) if state else None
