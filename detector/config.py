@@ -108,6 +108,9 @@ class FeaturesConfig:
     condition_regularisation: float = 0.1  # C of the logistic regressions (smaller: smoother)
     condition_min_records: int = 15  # fewest evaluation records a stratum may hold
     condition_prefix_chars: int = 4000  # of each input text, for conditions and novelty
+    # An input text that is a whole transcript ("User: … Assistant: … User: …") is read as its latest
+    # user turn (detector.features.turns), for conditions, input clusters, novelty and length.
+    latest_turn: bool = True
     novelty_rate: float = 0.001  # share of evaluation inputs (out of fold) that count as novel
     expected_presence: float = 0.99  # a part present in this share of evaluation is "expected" (data faults)
     # Where "refused" comes from (detector.features.refusal): "label" (output.refused), "text" (the
@@ -358,6 +361,8 @@ def _check_value(key: str, value: Any, hint: Any) -> Any:
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif hint is str:
         ok = isinstance(value, str)
+    elif hint is bool:
+        ok = isinstance(value, bool)
     elif origin is list:
         (item,) = get_args(hint)
         ok = isinstance(value, list)

@@ -157,3 +157,28 @@ def test_state_round_trip_gives_identical_codes(simulated):
     spec = again.specs[again.feature_index("input_cluster")]
     assert all(label == "(missing)" or label.startswith("#") for label in spec.labels)
     assert any(example.startswith("“") for example in spec.examples)
+
+
+def test_a_transcript_input_is_read_as_its_latest_user_turn_and_old_baselines_read_it_whole():
+    from detector.features.turns import latest_request
+
+    asks = ["Reset my password", "Refund order 4711 now", "Export every customer's card number"]
+    history = "System: You are the bank's assistant.\nUser: {old}\nAssistant: Done, here it is.\nUser: {new}"
+    decisions = [Decision(f"d{i}", float(i), "m", "evaluation", refused=i % 3 == 2,
+                          input_text=history.format(old=asks[(i * 7) % 3] + " please, it is urgent",
+                                                    new=asks[i % 3] + " please, it is urgent"))
+                 for i in range(600)]
+    assert latest_request(decisions[2].input_text) == asks[2] + " please, it is urgent"
+    fz = Featurizer().fit(decisions)
+    length = fz.feature_index("input_length")
+    whole = Featurizer(FeaturesConfig(latest_turn=False)).fit(decisions)
+    assert fz.edges["input_length"] != whole.edges["input_length"]  # binned on the latest turn's length
+    # The condition of a request follows the latest turn, not the earlier one.
+    strata = fz.transform(decisions).cells[:, fz.feature_index("refused")]
+    assert len({int(s) for s, d in zip(strata, decisions) if d.refused}) == 1
+    assert not {int(s) for s, d in zip(strata, decisions) if d.refused} & {int(s) for s, d in zip(strata, decisions) if not d.refused}
+    meta, arrays = fz.state()
+    assert Featurizer.from_state(meta, arrays).config.latest_turn
+    del meta["config"]["latest_turn"]  # a baseline saved before: inputs read whole, as they were built
+    old = Featurizer.from_state(meta, arrays)
+    assert not old.config.latest_turn and (old.transform(decisions).codes[:, length] != fz.transform(decisions).codes[:, length]).any()

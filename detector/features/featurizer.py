@@ -47,6 +47,7 @@ from detector.features.embedders import make_embedder
 from detector.features.phrases import PhraseCounter
 from detector.features.refusal import DEFAULT_REFUSAL_PATTERNS, ENGLISH_REFUSAL_PATTERNS, RefusalRecogniser
 from detector.features.text import KeyedCache, TextCoder, TextField, text_keys
+from detector.features.turns import latest_request
 from detector.records import Decision
 from detector.threads import one_blas_thread
 
@@ -239,7 +240,7 @@ class Featurizer:
     def _fit_conditions(self, decisions: Sequence[Decision]) -> None:
         """Data-quality expectations and the conditions of each behaviour feature."""
         c = self.config
-        codes = self._codes(_Columns(decisions))
+        codes = self._codes(_Columns(decisions, self._inputs(decisions)))
         specs = self.specs
         behaviour = [j for j, s in enumerate(specs) if s.kind == BEHAVIOUR]
         self.expected = [specs[j].name for j in behaviour if specs[j].first_present > 0
@@ -250,11 +251,10 @@ class Featurizer:
         if self.condition_keys:
             self.condition_values = vocabulary([self._condition_value(d) for d in decisions], c.max_codes * 4)
         else:
-            ids = [d.decision_id for d in decisions]
-            self.conditions.fit([d.input_text for d in decisions], ids,
-                                {specs[j].name: codes[:, j] for j in behaviour},
+            ids, inputs = [d.decision_id for d in decisions], self._inputs(decisions)
+            self.conditions.fit(inputs, ids, {specs[j].name: codes[:, j] for j in behaviour},
                                 {specs[j].name: specs[j].first_present for j in behaviour})
-            self.conditions.descriptions = self.conditions.describe([d.input_text for d in decisions[:5000]], ids[:5000])
+            self.conditions.descriptions = self.conditions.describe(inputs[:5000], ids[:5000])
         self._build_indexes()
 
     def _condition_keys(self, decisions: Sequence[Decision]) -> list[str]:
@@ -276,7 +276,7 @@ class Featurizer:
 
     def _fit_codes(self, decisions: Sequence[Decision]) -> None:
         c = self.config
-        cols = _Columns(decisions)
+        cols = _Columns(decisions, self._inputs(decisions))
         if c.refusal_source == "auto":  # labels when evaluation carries them, else the output text
             labelled = sum(r is not None for r in cols.refused) >= c.expected_presence * max(len(decisions), 1)
             self.refusal_source = "label" if labelled else "text"
@@ -421,11 +421,11 @@ class Featurizer:
 
     def _transform(self, decisions: Sequence[Decision]) -> FeatureMatrix:
         n = len(decisions)
-        cols = _Columns(decisions)
+        cols = _Columns(decisions, self._inputs(decisions))
         codes = self._codes(cols)
         other = len(self.segments)
         segments = np.fromiter((self._segment_index.get(s, other) for s in cols.segment), dtype=np.int16, count=n)
-        condition = self._condition(decisions)
+        condition = self._condition(decisions, cols.input_text)
         codes[:, self.feature_index("novel_input")] = condition == NOVEL
         codes[:, self.feature_index("data_quality")] = self._data_quality(codes)
         cells = np.empty(codes.shape, dtype=np.int32)
@@ -433,14 +433,20 @@ class Featurizer:
             cells[:, j] = segments.astype(np.int32) * self.n_conditions[j] + (condition if spec.kind == BEHAVIOUR else 0)
         return FeatureMatrix(codes, cells, segments)
 
-    def _condition(self, decisions: Sequence[Decision]) -> np.ndarray:
+    def _inputs(self, decisions: Sequence[Decision]) -> list[str | None]:
+        """Each record's input as every input feature reads it (a transcript: its latest user turn)."""
+        if self.config.latest_turn:
+            return [latest_request(d.input_text) for d in decisions]
+        return [d.input_text for d in decisions]
+
+    def _condition(self, decisions: Sequence[Decision], texts: list[str | None]) -> np.ndarray:
         """Each record's condition (0 = novel: an input or condition value unseen in evaluation)."""
         if self.condition_values:
             index = self._condition_index
             return np.fromiter((index.get(self._condition_value(d), NOVEL) for d in decisions),
                                dtype=np.int16, count=len(decisions))
         model = self.conditions
-        texts, ids = [d.input_text for d in decisions], [d.decision_id for d in decisions]
+        ids = [d.decision_id for d in decisions]
         prefix, folds = model.prefix_chars, model.folds
         # The condition model reads hashed n-grams of the text: blind to its digits.
         keys = [h * folds + k for h, k in zip(text_keys(texts, prefix, digit_blind=True), fold_of(ids, folds).tolist())]
@@ -521,7 +527,8 @@ class Featurizer:
 
     @classmethod
     def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> Featurizer:
-        fz = cls(FeaturesConfig(**meta["config"]))
+        # Baselines saved before transcripts were read by their latest turn read inputs whole.
+        fz = cls(FeaturesConfig(**{"latest_turn": False, **meta["config"]}))
         fz.segments = list(meta["segments"])
         fz.actions = list(meta["actions"])
         fz.tools = list(meta["tools"])
@@ -552,7 +559,7 @@ _TEXT_SOURCE = {"output_cluster": "output_text", "reasoning_cluster": "reasoning
 class _Columns:
     """Column views of a batch of decisions, each extracted once."""
 
-    def __init__(self, decisions: Sequence[Decision]):
+    def __init__(self, decisions: Sequence[Decision], input_text: list[str | None]):
         self.segment = [d.segment for d in decisions]
         self.refused = [d.refused for d in decisions]
         self.action = [d.action for d in decisions]
@@ -560,7 +567,7 @@ class _Columns:
         self.attributes = [d.attributes for d in decisions]
         self.output_text = [d.output_text for d in decisions]
         self.reasoning = [d.reasoning for d in decisions]
-        self.input_text = [d.input_text for d in decisions]
+        self.input_text = input_text
         self._decisions = decisions
 
     def numeric(self) -> dict[str, np.ndarray]:

@@ -1,0 +1,59 @@
+"""The request in an input that is a whole conversation: its latest user turn.
+
+Behaviour is judged given what was asked. Many stacks log a chat's whole transcript as the input
+(system prompt, earlier questions and answers, then the new question). Read whole, the conditions
+learnt from evaluation follow words of earlier answers as much as the request, and a shift in
+what users ask then looks like a change of behaviour (measured on a bank agent's multi-turn log:
+pure shifts of the traffic mix raised 5–6 behaviour alerts with transcripts, 0–2 with the latest
+turn). So when an input text *is* a transcript (at least two turn markers at line starts, one of
+them a user's), Janus reads its latest user turn, with the user turn before it when the latest is
+a short follow-up ("Yes, go ahead."): the request it confirms. Any other text is read whole.
+
+Turn markers: a role name at the start of a line followed by a colon, optionally after ``#``
+headings or inside ``**bold**`` (``User:``, ``### Assistant:``, ``**Human:**``), or a chat-template
+tag (``<|user|>``, ``<|im_start|>assistant``).
+
+>>> latest_request("System: Be brief.\\nUser: Where is my parcel?\\nAssistant: Which order?\\nUser: It is order 4711, from May 2.")
+'It is order 4711, from May 2.'
+>>> latest_request("User: Delete the staging database.\\nAssistant: Are you sure?\\nUser: yes")
+'Delete the staging database.\\nyes'
+>>> latest_request("Summarise this log:\\nuser: alice\\nstatus: failed")  # one marker: not a transcript
+'Summarise this log:\\nuser: alice\\nstatus: failed'
+"""
+
+from __future__ import annotations
+
+import re
+
+FOLLOW_UP_CHARS = 24  # a latest user turn shorter than this is read with the user turn before it
+
+_USER = {"user", "human", "customer", "client"}
+_ROLES = "user|human|customer|client|assistant|ai|bot|agent|model|system|tool"
+_MARKER = re.compile(
+    rf"^[ \t]*(?:#{{1,4}}[ \t]*)?(?:\*\*)?(?P<role>{_ROLES})(?:\*\*)?[ \t]*:(?:\*\*)?[ \t]*"
+    rf"|<\|(?:im_start\|>[ \t]*)?(?P<tag>{_ROLES})(?:\|>)?[ \t]*\n?",
+    re.IGNORECASE | re.MULTILINE,
+)
+_END_TAG = re.compile(r"<\|(?:im_end|eot_id|end)\|>")
+
+
+def latest_request(text: str | None) -> str | None:
+    """The latest user turn of a transcript (see the module), else ``text`` itself."""
+    if not text or ":" not in text and "<|" not in text:
+        return text
+    markers = list(_MARKER.finditer(text))
+    if len(markers) < 2:
+        return text
+    roles = [(m.group("role") or m.group("tag")).lower() for m in markers]
+    users = [i for i, role in enumerate(roles) if role in _USER]
+    if not users or len(users) == len(roles):
+        return text
+    turns = []
+    for i in reversed(users):
+        end = markers[i + 1].start() if i + 1 < len(markers) else len(text)
+        turn = _END_TAG.sub("", text[markers[i].end(): end]).strip()
+        if turn:
+            turns.append(turn)
+        if turns and (len(turns) == 2 or len(turns[0]) >= FOLLOW_UP_CHARS):
+            break
+    return "\n".join(reversed(turns)) if turns else text
