@@ -5,9 +5,10 @@ Behaviour is judged given what was asked. Many stacks log a chat's whole transcr
 learnt from evaluation follow words of earlier answers as much as the request, and a shift in
 what users ask then looks like a change of behaviour (measured on a bank agent's multi-turn log:
 pure shifts of the traffic mix raised 5–6 behaviour alerts with transcripts, 0–2 with the latest
-turn). So when an input text *is* a transcript (at least two turn markers at line starts, one of
-them a user's), Janus reads its latest user turn, with the user turn before it when the latest is
-a short follow-up ("Yes, go ahead."): the request it confirms. Any other text is read whole.
+turn). So when an input text *is* a transcript (it starts with a turn marker, has at least two, one
+of them a user's), Janus reads its latest user turn, with the user turn before it when the latest is
+a short follow-up ("Yes, go ahead."): the request it confirms. Any other text is read whole,
+including a request followed by a pasted conversation ("Summarise this chat: …").
 
 Turn markers: a role name at the start of a line followed by a colon, optionally after ``#``
 headings or inside ``**bold**`` (``User:``, ``### Assistant:``, ``**Human:**``), or a chat-template
@@ -17,8 +18,8 @@ tag (``<|user|>``, ``<|im_start|>assistant``).
 'It is order 4711, from May 2.'
 >>> latest_request("User: Delete the staging database.\\nAssistant: Are you sure?\\nUser: yes")
 'Delete the staging database.\\nyes'
->>> latest_request("Summarise this log:\\nuser: alice\\nstatus: failed")  # one marker: not a transcript
-'Summarise this log:\\nuser: alice\\nstatus: failed'
+>>> latest_request("Summarise this chat:\\nUser: hi\\nAssistant: hello")  # a request with a paste
+'Summarise this chat:\\nUser: hi\\nAssistant: hello'
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ import re
 
 FOLLOW_UP_CHARS = 24  # a latest user turn shorter than this is read with the user turn before it
 
-_USER = {"user", "human", "customer", "client"}
-_ROLES = "user|human|customer|client|assistant|ai|bot|agent|model|system|tool"
+# Chat roles only: "Customer:" or "Agent:" lines are as likely to be a pasted ticket as a log's turns.
+_USER = {"user", "human"}
+_ROLES = "user|human|assistant|ai|bot|model|system"
 # Anchored at line starts only: a position that is not one fails at once (a third of the time of
 # trying a tag anywhere).
 _MARKER = re.compile(
@@ -44,7 +46,7 @@ def latest_request(text: str | None) -> str | None:
     if not text or ":" not in text and "<|" not in text:
         return text
     markers = list(_MARKER.finditer(text))
-    if len(markers) < 2:
+    if len(markers) < 2 or text[: markers[0].start()].strip():
         return text
     roles = [(m.group("role") or m.group("tag")).lower() for m in markers]
     users = [i for i, role in enumerate(roles) if role in _USER]
