@@ -243,3 +243,20 @@ def test_unknown_model_counts_as_baseline_missing(tmp_path):
     pipeline = Pipeline(BaselineStore(tmp_path))
     result = pipeline.process([orjson.dumps(d.to_dict()) for d in synthetic(np.random.default_rng(0), 5, "production")])
     assert result.baseline_missing["m"] == 5 and result.alerts == []
+
+
+def test_an_alert_quotes_the_rates_since_its_statistic_left_rest_not_the_long_window():
+    """Refusals 5% → 40% after 30,000 quiet records: the decayed window (half-life 2,000) would still
+    read mostly the old rate when the alert fires; the records since the build-up read the new one.
+    A monitor restored from a checkpoint has no history yet and quotes the window."""
+    rng = np.random.default_rng(7)
+    baseline = build_baseline(synthetic(rng, 20_000, "evaluation"))
+    before = synthetic(rng, 30_000, "production")
+    after = synthetic(rng, 5_000, "production", p_refuse=0.4, start=30_000)
+    monitor = Monitor(baseline, arl=1e4)
+    assert not alarms(monitor, before)
+    restored = Monitor.restore(baseline, *monitor.state())
+    fired = next(e for e in alarms(monitor, after) if e.feature == "refused")
+    assert fired.production_rate > 0.25 and fired.window_records < 1_000, fired.message
+    again = next(e for e in alarms(restored, after) if e.feature == "refused")
+    assert again.record_index == fired.record_index and again.production_rate < fired.production_rate

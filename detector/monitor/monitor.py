@@ -31,11 +31,14 @@ from detector.features.featurizer import MISSING_PART, FeatureRows
 from detector.monitor.alerts import SEVERITY, AlertEvent, describe, iso_time
 from detector.monitor.detectors import (DOWN, SHARE, UP, Component, alternative_table, component_weights,
                                         feature_components)
+from detector.monitor.history import History
 from detector.monitor.nulls import dirichlet_alpha, floored, log_predictive_of_counts, predictive, running_count
 from detector.monitor.shiryaev_roberts import ShiryaevRoberts
 from detector.records import Decision
 
 MAX_TRACKED_VERSIONS = 20
+HISTORY_RECORDS = 16_384  # production records kept for alert rates (~1 MiB for 30 features)
+CONTEXT_RECORDS = 5  # fewest quoted records in a condition for an alert to name it
 ALL_SEGMENTS = "(all)"
 
 
@@ -137,6 +140,7 @@ class Monitor:
         self.segment_records = np.zeros(self.n_rows, dtype=np.int64)
         self.n_production = 0
         self.unbaselined_versions: Counter[str] = Counter()
+        self.history = History(HISTORY_RECORDS, len(fz.specs))  # what alerts quote their rates from
         self._learns = True  # False: a fixed posterior-mean null (only for tests that show it fails)
 
     # ---- public views ----------------------------------------------------------------------------
@@ -280,13 +284,14 @@ class Monitor:
             saved = self._snapshot()
             part = _rows(matrix, start, n)
             found, first_row = self._score(part, decision_ids[start:], positions[start:], times[start:])
+            end = n
             if found and first_row < n - start - 1:
                 self._restore_snapshot(saved)  # score up to the first transition, then go on from there
-                part = _rows(matrix, start, start + first_row + 1)
+                end = start + first_row + 1
+                part = _rows(matrix, start, end)
                 found, _ = self._score(part, decision_ids[start:], positions[start:], times[start:])
-                start += first_row + 1
-            else:
-                start = n
+            self.history.append(part, times[start:end])
+            start = end
             events += found
         events.sort(key=lambda e: (e.record_index, e.feature))
         return events
@@ -345,7 +350,10 @@ class Monitor:
         close = np.flatnonzero(strengths >= strengths.max() - 1.0)
         ups = [c for c in close if comps[c].direction == "up"]
         comp = comps[int(ups[0] if ups else np.argmax(strengths))]
-        window = batch.window_at(row, f, self._decay)
+        since = quiet if quiet > 0 else float(batch.times[row])
+        window = self._counts_since(s, f, since, batch, row)
+        if window is None:  # the history does not reach back to the build-up: the decayed window
+            window = batch.window_at(row, f, self._decay)
         n_conditions = self._conditions[f]
         cells = (np.arange(len(window)) if s == self.all_row
                  else np.arange(s * n_conditions, (s + 1) * n_conditions))
@@ -364,18 +372,19 @@ class Monitor:
             deviation = np.abs(observed[:, code] - expected[:, code])
             best = int(np.argmax(deviation))
             words = self.featurizer.describe_condition(j, int(cells[best] % n_conditions))
-            if words and present_n[best] >= 1:
+            # A condition is named when it holds enough of the records quoted: with a handful since
+            # the build-up began (a large change fires within a few records) the row's rate says more.
+            if words and present_n[best] >= min(CONTEXT_RECORDS, present_n.sum()) and present_n[best] >= 1:
                 context = words
                 cells, observed, expected, present_n = (cells[best: best + 1], observed[best: best + 1],
                                                         expected[best: best + 1], present_n[best: best + 1])
         n_window = float(present_n.sum())
         evaluation_rate = float(expected[:, code].sum() / n_window) if n_window > 0 else 0.0
         production_rate = float(observed[:, code].sum() / n_window) if n_window > 0 else 0.0
-        since = iso_time(quiet if quiet > 0 else float(batch.times[row]))
         message = describe(kind=spec.kind, feature=spec.name, title=spec.title or spec.name, code=spec.labels[code],
                            direction=comp.direction, ordered=comp.code < 0, evaluation_rate=evaluation_rate,
                            production_rate=production_rate, window=int(round(n_window)), context=context,
-                           baseline_ref=self.baseline.ref, since=since)
+                           baseline_ref=self.baseline.ref, since=iso_time(since))
         if status == "resolved":
             message = "resolved: " + message
         return AlertEvent(
@@ -399,6 +408,25 @@ class Monitor:
             window_records=int(round(n_window)),
             caveat=self.protocol_caveat(),
         )
+
+    def _counts_since(self, s: int, f: int, since: float, batch, row: int) -> np.ndarray | None:
+        """Production counts (cells, codes) of feature ``f`` in row ``s``'s records stamped ``since``
+        or later, up to the batch's ``row``: the rates since the statistic left its resting level.
+        ``None`` when the history does not reach back that far, or for a counts batch (no records)."""
+        if not isinstance(batch, _Batch):
+            return None
+        past = self.history.since(since)
+        if past is None:
+            return None
+        j = self.features[f]
+        n_cells, k = self.window[f].shape
+        (old, old_times), now = past, batch.matrix
+        codes = np.concatenate([old.codes[:, j], now.codes[: row + 1, j]]).astype(np.int64)
+        cells = np.concatenate([old.cells[:, j], now.cells[: row + 1, j]]).astype(np.int64)
+        keep = np.concatenate([old_times, batch.times[: row + 1]]) >= since
+        if s != self.all_row:
+            keep &= np.concatenate([old.segments, now.segments[: row + 1]]) == s
+        return np.bincount(cells[keep] * k + codes[keep], minlength=n_cells * k).reshape(n_cells, k).astype(np.float64)
 
     # ---- counts path (featurised elsewhere, detected here) -----------------------------------------
     def update_counts(self, counts: Sequence[np.ndarray], evidence: Evidence) -> list[AlertEvent]:
@@ -491,6 +519,7 @@ class Monitor:
         monitor.seen = [arrays[f"seen.{f}"].astype(np.float64).copy() for f in range(len(monitor.seen))]
         monitor.n_production = int(meta["n_production"])
         monitor.unbaselined_versions = Counter(meta["unbaselined_versions"])
+        monitor.history.complete = False  # records came before this ring's first: it starts empty
         return monitor
 
 
