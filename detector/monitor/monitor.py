@@ -37,7 +37,7 @@ from detector.monitor.shiryaev_roberts import ShiryaevRoberts
 from detector.records import Decision
 
 MAX_TRACKED_VERSIONS = 20
-HISTORY_RECORDS = 16_384  # production records kept for alert rates (~1 MiB for 30 features)
+HISTORY_RECORDS = 16_384  # production records kept for alert rates (~3 MiB a model with 30 features)
 CONTEXT_RECORDS = 5  # fewest quoted records in a condition for an alert to name it
 ALL_SEGMENTS = "(all)"
 
