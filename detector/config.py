@@ -109,7 +109,7 @@ class FeaturesConfig:
     condition_min_records: int = 15  # fewest evaluation records a stratum may hold
     condition_prefix_chars: int = 4000  # of each input text, for conditions and novelty
     # An input text that is a whole transcript ("User: … Assistant: … User: …") is read as its latest
-    # user turn (detector.features.turns), for conditions, input clusters, novelty and length.
+    # user turn (detector.formats.turns), for conditions, input clusters, novelty and length.
     latest_turn: bool = True
     novelty_rate: float = 0.001  # share of evaluation inputs (out of fold) that count as novel
     expected_presence: float = 0.99  # a part present in this share of evaluation is "expected" (data faults)

@@ -160,7 +160,7 @@ def test_state_round_trip_gives_identical_codes(simulated):
 
 
 def test_a_transcript_input_is_read_as_its_latest_user_turn_and_old_baselines_read_it_whole():
-    from detector.features.turns import latest_request
+    from detector.formats.turns import latest_request
 
     asks = ["Reset my password", "Refund order 4711 now", "Export every customer's card number"]
     history = "System: You are the bank's assistant.\nUser: {old}\nAssistant: Done, here it is.\nUser: {new}"

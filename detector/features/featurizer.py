@@ -47,7 +47,7 @@ from detector.features.embedders import make_embedder
 from detector.features.phrases import PhraseCounter
 from detector.features.refusal import DEFAULT_REFUSAL_PATTERNS, ENGLISH_REFUSAL_PATTERNS, RefusalRecogniser
 from detector.features.text import KeyedCache, TextCoder, TextField, text_keys
-from detector.features.turns import latest_request
+from detector.formats.turns import latest_request
 from detector.records import Decision
 from detector.threads import one_blas_thread
 

@@ -201,7 +201,8 @@ ENGLISH_REFUSAL_PATTERNS: list[str] = [
 DEFAULT_REFUSAL_PATTERNS: list[str] = ENGLISH_REFUSAL_PATTERNS + _OTHER_LANGUAGES
 
 
-def _start(fragment: str) -> tuple[bool, set[str] | None]:
+@lru_cache(maxsize=1024)  # the full, the Latin-only alternation and the script split all ask
+def _start(fragment: str) -> tuple[bool, frozenset[str] | None]:
     """Whether ``fragment`` can only match at a word boundary, and the characters its match can start
     with (``None``: unknown). Conservative: anything not understood gives ``(False, None)``."""
     try:
@@ -251,9 +252,10 @@ def _start(fragment: str) -> tuple[bool, set[str] | None]:
         return boundary, None  # may match the empty string: no first character
 
     try:
-        return first(_parser.parse(fragment, re.IGNORECASE).data)
+        boundary, chars = first(_parser.parse(fragment, re.IGNORECASE).data)
     except Exception:  # noqa: BLE001 - an unexpected parse tree only costs the optimisation
         return False, None
+    return boundary, None if chars is None else frozenset(chars)  # cached: callers must not change it
 
 
 @lru_cache(maxsize=16)  # parsing the fragments took ~30 ms of every baseline load

@@ -43,12 +43,14 @@ one of them wrongly would feed the baseline wrong text. ``output.refused`` is le
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
 from detector.formats.base import Converted, Format, Item, ItemError
 from detector.formats.otlp import Span, any_value, spans
+from detector.formats.turns import confirmed_request
 from detector.records import json_type_name
 
 OPERATION = "gen_ai.operation.name"
@@ -256,24 +258,20 @@ def _joined_contents(parts: list[dict], part_type: str, where: str) -> str | Non
     return "\n".join(contents) if contents else None
 
 
-FOLLOW_UP_CHARS = 24  # a last user turn shorter than this ("Yes, go ahead.") is read with the one before
-
-
 def _last_user_text(messages: list) -> str | None:
-    """The last user message's text; when it is a short follow-up, the user message before it too
-    (oldest first), so that what conditions the decision is the request being confirmed, not "yes"."""
-    texts: list[str] = []
+    """The last user message's text; when it is a short follow-up, the user message before it too,
+    so that what conditions the decision is the request being confirmed, not "yes"."""
+    return confirmed_request(_user_texts(messages))
+
+
+def _user_texts(messages: list) -> Iterator[str | None]:
+    """The text of each user message, newest first (checked as they are read)."""
     for i in range(len(messages) - 1, -1, -1):
         where = f"{INPUT_MESSAGES}[{i}]"
         if not isinstance(messages[i], dict):
             raise ItemError("wrong_type", f"{where}: expected a message object, got {json_type_name(messages[i])}")
         if messages[i].get("role") == "user":
-            text = _joined_contents(_parts(messages[i], where), "text", where)
-            if text is not None:
-                texts.append(text)
-            if texts and (len(texts) == 2 or len(texts[0].strip()) >= FOLLOW_UP_CHARS):
-                break
-    return "\n".join(reversed(texts)) if texts else None
+            yield _joined_contents(_parts(messages[i], where), "text", where)
 
 
 def _refuse_older_content(span: Span) -> None:

@@ -1,4 +1,4 @@
-"""The request in an input that is a whole conversation: its latest user turn.
+"""The request a decision answers, when its input is a conversation: the latest user turn.
 
 Behaviour is judged given what was asked. Many stacks log a chat's whole transcript as the input
 (system prompt, earlier questions and answers, then the new question). Read whole, the conditions
@@ -12,7 +12,8 @@ including a request followed by a pasted conversation ("Summarise this chat: …
 
 Turn markers: a role name at the start of a line followed by a colon, optionally after ``#``
 headings or inside ``**bold**`` (``User:``, ``### Assistant:``, ``**Human:**``), or a chat-template
-tag (``<|user|>``, ``<|im_start|>assistant``).
+tag (``<|user|>``, ``<|im_start|>assistant``). The ``otlp-json`` format reads the same request from
+``gen_ai.input.messages`` with :func:`confirmed_request`.
 
 >>> latest_request("System: Be brief.\\nUser: Where is my parcel?\\nAssistant: Which order?\\nUser: It is order 4711, from May 2.")
 'It is order 4711, from May 2.'
@@ -25,6 +26,7 @@ tag (``<|user|>``, ``<|im_start|>assistant``).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 FOLLOW_UP_CHARS = 24  # a latest user turn shorter than this is read with the user turn before it
 
@@ -41,6 +43,23 @@ _MARKER = re.compile(
 _END_TAG = re.compile(r"<\|(?:im_end|eot_id|end)\|>")
 
 
+def confirmed_request(user_turns: Iterable[str | None]) -> str | None:
+    """The latest user turn with text (``user_turns`` newest first; ``None``: a turn without text),
+    with the one before it, oldest first, when the latest is a short follow-up ("Yes, go ahead."):
+    the request it confirms. ``None`` when no turn has text.
+
+    >>> confirmed_request(["ok", None, "Restart the payments service", "Hello"])
+    'Restart the payments service\\nok'
+    """
+    turns: list[str] = []
+    for turn in user_turns:  # read lazily: turns before the ones needed are never looked at
+        if turn is not None:
+            turns.append(turn)
+        if turns and (len(turns) == 2 or len(turns[0].strip()) >= FOLLOW_UP_CHARS):
+            break
+    return "\n".join(reversed(turns)) if turns else None
+
+
 def latest_request(text: str | None) -> str | None:
     """The latest user turn of a transcript (see the module), else ``text`` itself."""
     if not text or ":" not in text and "<|" not in text:
@@ -52,12 +71,10 @@ def latest_request(text: str | None) -> str | None:
     users = [i for i, role in enumerate(roles) if role in _USER]
     if not users or len(users) == len(roles):
         return text
-    turns = []
-    for i in reversed(users):
+
+    def turn(i: int) -> str | None:
         end = markers[i + 1].start() if i + 1 < len(markers) else len(text)
-        turn = _END_TAG.sub("", text[markers[i].end(): end]).strip()
-        if turn:
-            turns.append(turn)
-        if turns and (len(turns) == 2 or len(turns[0]) >= FOLLOW_UP_CHARS):
-            break
-    return "\n".join(reversed(turns)) if turns else text
+        return _END_TAG.sub("", text[markers[i].end(): end]).strip() or None
+
+    request = confirmed_request(turn(i) for i in reversed(users))
+    return text if request is None else request
