@@ -407,18 +407,22 @@ def _detector(baseline, *, per_test_threshold=None, arl=1e6, config=ProbeConfig(
     detection = DetectionConfig()
     g = cue_test_count(baseline.featurizer, detection, config)
     if per_test_threshold is not None:
-        arl = per_test_threshold / (Monitor(baseline, arl=10.0, config=detection).n_tests + g)
+        arl = per_test_threshold / Monitor(baseline, arl=10.0, config=detection, extra_tests=g).n_tests
     return CueDetector(Monitor(baseline, arl=arl, config=detection, extra_tests=g), config)
 
 
-def test_the_model_budget_counts_the_cue_tests(baseline):
+def test_the_model_budget_counts_what_one_record_moves(baseline):
+    # A production record moves the drift statistics; a probe pair (two records) moves the G cue
+    # tests: the per-test threshold takes the larger per-record count, not the sum.
     detection = DetectionConfig()
     g = cue_test_count(baseline.featurizer, detection)
     plain = Monitor(baseline, arl=1e6)
     det = _detector(baseline)
     assert g == len(det.specs) > 10 and all(s.kind == BEHAVIOUR for s in det.specs)
-    assert det.log_threshold == det.monitor.log_threshold == pytest.approx(math.log(1e6 * (plain.n_tests + g)))
-    assert det.monitor.log_threshold > plain.log_threshold
+    assert det.log_threshold == det.monitor.log_threshold == pytest.approx(
+        math.log(1e6 * max(plain.n_tests, g / 2)))
+    few = Monitor(baseline, arl=1e6, config=DetectionConfig(features=["refused"]), extra_tests=g)
+    assert few.n_tests == g / 2 > 1  # one drift feature: the cue pairs set the budget
     assert cue_test_count(baseline.featurizer, detection, ProbeConfig(alternatives=[])) == 0
 
 

@@ -80,8 +80,8 @@ class Monitor:
 
     def __init__(self, baseline: Baseline, *, arl: float | None = None, config: DetectionConfig = DetectionConfig(),
                  extra_tests: int = 0):
-        # extra_tests: statistics of the same model thresholded elsewhere with this monitor's per-test
-        # threshold (the monitoring-cue detector, detector.probes), so they share the ARL budget.
+        # extra_tests: statistics of the same model's probe pairs thresholded elsewhere with this
+        # monitor's per-test threshold (the monitoring-cue detector, detector.probes).
         self.extra_tests = int(extra_tests)
         self.baseline = baseline
         self.config = config
@@ -123,9 +123,11 @@ class Monitor:
         self._data_column = fz.feature_index("data_quality")
         self._baseline_shares = [baseline.shares(j) for j in self.features]
         n_features = len(self.features)
-        # Bonferroni over the model's statistics per record (the mixture already covers each feature's
-        # family): every feature in the record's segment and, with several segments, in "(all)".
-        self.n_tests = n_features * (1 + (self.all_row is not None)) + self.extra_tests
+        # Bonferroni over the statistics one record moves (the mixture already covers each feature's
+        # family): a production record moves every feature in its segment and, with several
+        # segments, in "(all)"; probe records move only the cue tests, once a pair of two distinct
+        # records completes, so G/2 per record. The budget is the larger of the two, not their sum.
+        self.n_tests = max(n_features * (1 + (self.all_row is not None)), self.extra_tests / 2)
         self.log_threshold = float(np.log(self.arl) + np.log(max(self.n_tests, 1)))
         weights = [component_weights(c) for c in self.components]
         self.sr = ShiryaevRoberts.for_features(sizes, self.log_threshold, config.resolve_fraction,

@@ -11,9 +11,11 @@ per alternative ``P(unmonitored side) = p`` for p in ``[probes] alternatives`` a
 default 0.65 and 0.8 each way), with ``Λ = 2p`` or ``2(1 − p)``: ``E[Λ] = 1`` under the null
 *exactly*, with no baseline estimate involved. As in :mod:`detector.monitor.detectors`, each R
 grows by at most 1 per step in expectation, a feature's statistic is the mean of its tests'
-components, and it alarms at the model's per-test threshold ``(F + G)·ARL``: the model's Monitor
-counts the G cue features in its Bonferroni family (``Monitor(extra_tests=G)``), so the drift
-detectors and the cue detector together keep the model's ARL. Concordant pairs leave R alone,
+components, and it alarms at the model's per-test threshold ``n_tests·ARL``: the model's Monitor
+is told of the G cue features (``Monitor(extra_tests=G)``). A probe record never moves a drift
+statistic, and a pair of two distinct records moves each cue test once, so a record moves at most
+``n_tests = max(drift statistics, G/2)``: the drift detectors and the cue detector together keep
+the model's ARL, counted over its production and probe records. Concordant pairs leave R alone,
 so the clock of a cue statistic is its discordant pairs, never more than the model's records.
 
 The statistics are per model, not per segment: the null needs no baseline, so nothing is gained
