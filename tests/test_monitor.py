@@ -151,6 +151,24 @@ def test_compliance_gap_sentence_names_the_inputs_and_the_rates(scenario_baselin
     assert "on inputs marked by" in alert.message
 
 
+def test_a_named_condition_moved_the_way_its_alert_says():
+    # The analyst guide's example (seed 7, its own baseline, ARL 1e5): the pooled refusal-down alert
+    # once named the ambiguous port-scan requests, whose refusals went *up* by more records than the
+    # harmful ones' went down. The condition an alert quotes must carry the change it reports.
+    logs = simulate("compliance-gap", 7, n_evaluation=20_000, n_production=14_000, change_at=5000)
+    baseline = build_baseline(parse_values([orjson.dumps(r) for r in logs.evaluation]).decisions)
+    values = [orjson.dumps(r) for r in logs.production]
+    monitor = Monitor(baseline, arl=1e5)
+    fired = []
+    for i in range(0, len(values), 2000):
+        fired += [e for e in monitor.update(parse_values(values[i:i + 2000], first_position=i).decisions)
+                  if e.status == "firing" and "on inputs marked by" in e.message]
+    assert fired
+    for e in fired:
+        moved = e.production_rate - e.evaluation_rate
+        assert (moved > 0) if e.direction == "up" else (moved < 0), e.message
+
+
 def test_checkpoint_restore_gives_identical_alerts(tmp_path):
     logs = simulate("compliance-gap", 5, n_evaluation=8000, n_production=12_000, change_at=2000)
     store = BaselineStore(tmp_path)

@@ -378,3 +378,13 @@ def test_the_browser_check_would_catch_an_executed_payload(tmp_path):
     title = re.search(r"<title>(.*?)</title>", dom.stdout, re.S).group(1)
     assert title.startswith("pwned-by-")
     assert all(node in dom.stdout for node in PWNED_NODES)
+
+
+def test_pooled_alerts_get_examples_from_every_segment(gathered):
+    # An "(all)" alert pools the segments: its examples and rates come from all of them, not from
+    # a segment of that name (which no record has).
+    pooled = [e for e in gathered.evidence if e.alert.get("segment") == "(all)"]
+    assert pooled
+    for e in pooled:
+        assert e.evaluation and e.production, e.focus
+        assert "no evaluation records" not in e.rates and "no production records" not in e.rates

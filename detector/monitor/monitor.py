@@ -371,12 +371,16 @@ class Monitor:
             code = first + int(np.argmax((observed - expected)[:, first:].sum(axis=0)))
         context = ""
         if spec.kind == BEHAVIOUR and len(cells) > 1:
-            deviation = np.abs(observed[:, code] - expected[:, code])
-            best = int(np.argmax(deviation))
+            # The condition whose count moved most the way the alert says (the named code of an
+            # ordered shift is the bin that gained): another condition can move more the other way.
+            gain = observed[:, code] - expected[:, code]
+            moved = gain if comp.direction == UP or comp.code < 0 else -gain
+            best = int(np.argmax(moved))
             words = self.featurizer.describe_condition(j, int(cells[best] % n_conditions))
             # A condition is named when it holds enough of the records quoted: with a handful since
             # the build-up began (a large change fires within a few records) the row's rate says more.
-            if words and present_n[best] >= min(CONTEXT_RECORDS, present_n.sum()) and present_n[best] >= 1:
+            if (words and moved[best] > 0 and present_n[best] >= min(CONTEXT_RECORDS, present_n.sum())
+                    and present_n[best] >= 1):
                 context = words
                 cells, observed, expected, present_n = (cells[best: best + 1], observed[best: best + 1],
                                                         expected[best: best + 1], present_n[best: best + 1])

@@ -36,6 +36,7 @@ from detector.errors import file_error
 from detector.features import BEHAVIOUR, INPUT
 from detector.pipeline import Pipeline
 from detector.monitor import Monitor
+from detector.monitor.monitor import ALL_SEGMENTS
 from detector.probes.sequential import KIND as CUE
 from detector.probes.sequential import cue_test_count
 from detector.records import Decision
@@ -402,12 +403,14 @@ class _Gatherer:
         up = event.get("direction") != "down"
         ic = len(self.specs) + j  # ring column of feature j's condition cell
         segment = str(event.get("segment", ""))
-        s_index = self._segment_index(segment)
-        # The recent production records of the alert's segment, up to the alert's record.
+        s_index = None if segment == ALL_SEGMENTS else self._segment_index(segment)
+        in_segment = (lambda name: s_index is None or self._segment_index(name) == s_index)
+        # The recent production records of the alert's segment (every segment for the pooled
+        # row), up to the alert's record.
         window = [(q, d, c) for q, d, c in self.ring
-                  if q <= seq and self._segment_index(d.segment) == s_index] if seq is not None else []
+                  if q <= seq and in_segment(d.segment)] if seq is not None else []
         reservoir = [(r, c) for r, c in zip(self.baseline.reservoir, self._reservoir_codes())
-                     if self._segment_index(str(r.get("segment", "default"))) == s_index]
+                     if in_segment(str(r.get("segment", "default")))]
         trigger_id = str(event.get("decision_id", ""))
         focus_code, focus = None, f"segment {short(segment, 'id')}, all inputs"
         if spec.kind == BEHAVIOUR and code is not None and window:
@@ -455,12 +458,13 @@ class _Gatherer:
             return []
         return codes
 
-    def _segment_counts(self, j: int, s_index: int) -> np.ndarray:
-        """Baseline counts of feature ``j`` in one segment: (conditions, codes)."""
+    def _segment_counts(self, j: int, s_index: int | None) -> np.ndarray:
+        """Baseline counts of feature ``j`` in one segment (``None``: all of them): (conditions, codes)."""
         k = self.fz.n_conditions[j]
-        return self.baseline.counts[j].reshape(-1, k, self.specs[j].n_codes)[s_index].astype(np.float64)
+        counts = self.baseline.counts[j].reshape(-1, k, self.specs[j].n_codes).astype(np.float64)
+        return counts.sum(axis=0) if s_index is None else counts[s_index]
 
-    def _focus_condition(self, j: int, code: int, up: bool, window, ic: int, s_index: int) -> int | None:
+    def _focus_condition(self, j: int, code: int, up: bool, window, ic: int, s_index: int | None) -> int | None:
         """The condition where production moved most in the alert's direction, against the baseline's
         rate of the code in that condition and segment (``ic``: the ring column of j's cells)."""
         k = self.fz.n_conditions[j]
@@ -474,7 +478,7 @@ class _Gatherer:
         best = int(np.argmax(excess))
         return best if excess[best] > 0 and n[best] > 0 else None
 
-    def _rates(self, j: int, code: int, focus_code: int | None, ic: int, window, s_index: int) -> str:
+    def _rates(self, j: int, code: int, focus_code: int | None, ic: int, window, s_index: int | None) -> str:
         base = self._segment_counts(j, s_index)
         if focus_code is not None:
             base = base[focus_code: focus_code + 1]
