@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from datetime import datetime, timezone
+
 import numpy as np
 import orjson
 import pytest
@@ -167,6 +169,23 @@ def test_a_named_condition_moved_the_way_its_alert_says():
     for e in fired:
         moved = e.production_rate - e.evaluation_rate
         assert (moved > 0) if e.direction == "up" else (moved < 0), e.message
+    # A pooled "(all)" alert quotes its condition over every segment: the records in that condition
+    # since the statistic left rest, up to the alert's record, whichever segment they came from.
+    fz = baseline.featurizer
+    decisions = parse_values(values).decisions
+    pooled = [e for e in fired if e.segment == "(all)"]
+    assert pooled
+    for e in pooled:
+        j = fz.feature_index(e.feature)
+        named = [c for c in range(fz.n_conditions[j]) if fz.describe_condition(j, c)
+                 and f"marked by {fz.describe_condition(j, c)}:" in e.message]
+        since = datetime.strptime(e.message.split("(since ")[1][:20], "%Y-%m-%dT%H:%M:%SZ")
+        since = since.replace(tzinfo=timezone.utc).timestamp()
+        window = [d for d in decisions[: e.record_index + 1] if d.timestamp >= since]
+        conditions = fz.transform(window).cells[:, j] % fz.n_conditions[j]
+        in_condition = [d for d, c in zip(window, conditions) if c == named[0]]
+        assert len(named) == 1 and len({d.segment for d in in_condition}) > 1
+        assert e.window_records == len(in_condition), e.message
 
 
 def test_checkpoint_restore_gives_identical_alerts(tmp_path):
