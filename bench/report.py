@@ -204,7 +204,7 @@ def goals(results: dict) -> list[str]:
             out.append(f"- whole streams, no change, steady operation: Janus raised {sum(steady['firings'].values())} "
                        f"alerts ({steady['firings']['behaviour']} behaviour) in {steady['records']:,} records "
                        f"({steady['runs']} logs of {steady['records_per_run']:,}) at a configured {whole['arl']:g}: "
-                       f"{_fmt(per)} records per false alarm, {_fmt(ratio and round(ratio, 2))}× the configured ARL "
+                       f"{_fmt(per)} records per false alarm, {_fmt(ratio, 1)}× the configured ARL "
                        f"(goal: between 1× and {GOALS['arl_ratio_max']}×): **{'met' if ok else 'missed'}**")
         out.append(f"- whole streams, no change: River pipeline's first (false) alarm after "
                    f"{_fmt(null.get('river', {}).get('mean_time_to_first_alarm'))} records on average "

@@ -33,7 +33,8 @@ import numpy as np
 import orjson
 from single_stream import ArlEstimate
 
-SCENARIOS = ["no-change", "input-shift", "compliance-gap", "tool-shift", "reasoning-unmonitored", "gradual-ramp"]
+SCENARIOS = ["no-change", "input-shift", "compliance-gap", "tool-shift", "reasoning-unmonitored", "length-shift",
+             "gradual-ramp"]
 CHANGE_AT = 5_000
 N_PRODUCTION = 20_000
 N_EVALUATION = 20_000

@@ -130,6 +130,7 @@ def test_input_mix_shift_is_an_input_alert_not_a_behaviour_alert(scenario_baseli
     ("gradual-ramp", "refused", "true", "down"),
     ("tool-shift", "tool:send_email", "present", "up"),
     ("reasoning-unmonitored", "oversight_phrases", None, "up"),
+    ("length-shift", "output_length", None, "up"),
 ])
 def test_each_real_change_is_found_on_the_right_feature(scenario_baseline, scenario, feature, code, direction):
     truth, fired = _scenario_alarms(scenario, scenario_baseline)

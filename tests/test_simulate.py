@@ -14,7 +14,7 @@ from detector.cli import simulate_cmd
 from detector.config import FeaturesConfig
 from detector.errors import JanusError
 from detector.records import parse_values
-from detector.simulate import KINDS, SCENARIOS, TOOLS, UNMONITORED_SENTENCES, simulate, write_logs
+from detector.simulate import KINDS, RECAP_SENTENCES, SCENARIOS, TOOLS, UNMONITORED_SENTENCES, simulate, write_logs
 
 SEED = 11
 # Smaller than the defaults (20k/20k/5k) to keep this file fast, but large enough that each rate
@@ -66,6 +66,8 @@ def _columns(records, kinds) -> dict[str, np.ndarray]:
             "tools": np.array([[any(c["name"] == t for c in r["output"]["tool_calls"]) for t in TOOLS]
                                for r in records]).reshape(len(records), len(TOOLS)),
             "phrase": np.array([_has_phrase(r["reasoning"]) for r in records], dtype=bool),
+            "recap": np.array([any(t.split("{")[0] in r["output"]["text"] for t in RECAP_SENTENCES)
+                               for r in records], dtype=bool),
             "records": records,  # keeps id(records) from being reused while cached
         }
     return _COLUMNS[key]
@@ -83,6 +85,8 @@ def _measure(feature: str, input_kind: str | None, cols, lo, hi) -> tuple[np.nda
         return (kinds == input_kind) & ~refused, has
     if feature == "oversight_phrases":
         return np.ones(len(kinds), bool), cols["phrase"][lo:hi]
+    if feature == "output_length":  # longer answers: the share of answers ending with a recap
+        return ~refused, cols["recap"][lo:hi]
     raise AssertionError(f"no measurement for {feature}")
 
 
@@ -235,6 +239,8 @@ def test_empirical_rates_match_truth(scenario, runs):
         _assert_same_rate(p1, n1, p2, n2, f"{scenario}: {key} should not change")
     if ("oversight_phrases", None) not in changed:
         assert _rate("oversight_phrases", None, pr, pk)[0] == 0
+    if ("output_length", None) not in changed:
+        assert _rate("output_length", None, pr, pk)[0] == 0
 
 
 def test_input_shift_changes_the_mix_not_the_behaviour_given_the_input(runs):
