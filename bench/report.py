@@ -395,6 +395,25 @@ def other_languages_lines(other: dict | None) -> list[str]:
             f"{other['recall']:.3f}; read right per language: {cells}.", ""]
 
 
+def budget_section(budget: dict | None) -> list[str]:
+    """Each feature's false alerts on a long no-change log at a low ARL, against its budget share."""
+    if not budget:
+        return []
+    total = budget["budget_per_feature"] * len(budget["features"])
+    lines = ["", f"Where the false-alarm budget goes: one no-change log of {budget['records']:,} production records "
+             f"(seed {budget['seed']}) at a configured ARL {budget['arl']:g}, low enough that every statistic alarms "
+             f"often: {budget['alerts']} alerts where full use of the budget would give {_fmt(total)} "
+             f"({_fmt(total / max(budget['alerts'], 1), 2)}× slack at this ARL). n_tests = {_fmt(budget['n_tests'])}; "
+             f"each feature's share is {_fmt(budget['budget_per_feature'], 1)} alerts. A share used well below 1 is "
+             "a feature whose statistics rarely come near the threshold under no change: codes that evaluation "
+             "(and this log) almost never saw, alternatives whose evidence arrives in large jumps (the statistic "
+             "overshoots the threshold), strata with few evaluation records (the posterior-predictive null is "
+             "averaged over what the baseline could have been).", "",
+             "| feature | alerts | share of its budget used |", "|---|---|---|"]
+    lines += [f"| {r['feature']} | {r['alerts']} | {r['share_used']:.2f} |" for r in budget["features"]]
+    return lines
+
+
 def scale_out_section(scale: dict | None, run: dict | None) -> list[str]:
     """One busy model over several processes (bench/scale_out.py; ``run``: its part's meta)."""
     if not scale:
@@ -564,6 +583,7 @@ def markdown(results: dict, images: list[str], image_prefix: str) -> str:
                       f"{_fmt(steady['records_per_alarm'])} records per false alarm at a configured ARL "
                       f"{whole['arl']:g}. The first alarm of a fresh start comes later (the row above): every "
                       "statistic starts at 0 and is held to ARL × n_tests, so early on none is near its threshold."]
+        lines += budget_section(whole.get("janus_budget"))
         rates = whole.get("rates") or {}
         if rates:
             j, r = rates["janus"], rates["river"]

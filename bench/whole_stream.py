@@ -42,6 +42,9 @@ ARL = 1e4
 # Steady operation: alerts fire, resolve and fire again; each no-change log is long enough that the
 # statistics leave their start at 0 (each is held to ARL × n_tests, 4e5 records here).
 LONG_NULL_RECORDS = 200_000
+# Where the budget goes: one no-change log at an ARL low enough that each feature alarms tens of times.
+BUDGET_RECORDS = 400_000
+BUDGET_ARL = 300.0
 
 
 # ---- the peer: marginal streams --------------------------------------------------------------
@@ -163,6 +166,40 @@ def long_null(seeds: range, n_production: int, work: Path) -> dict:
             "records_per_behaviour_alarm": round(records / firings["behaviour"]) if firings["behaviour"] else None}
 
 
+def budget_use(seed: int, n_production: int, arl: float, work: Path) -> dict:
+    """Where the false-alarm budget goes: one long no-change log at a low ARL (so that every
+    feature's statistics alarm often enough to count), each feature's alerts against its share of
+    the budget. A share used below 1 is slack: a feature that alarms less often than the threshold
+    allows (records per false alarm above the configured ARL)."""
+    from detector.backtest import run_backtest
+    from detector.baseline import BaselineStore
+    from detector.config import DetectionConfig, JanusConfig
+    from detector.pipeline import Pipeline
+    from detector.simulate import simulate
+
+    logs = simulate("no-change", seed, n_evaluation=N_EVALUATION, n_production=n_production, change_at=0)
+    store_root = work / f"budget-{seed}"
+    save_baseline(store_root, logs.evaluation)
+    path = work / "budget.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(r) for r in logs.production) + b"\n")
+    events = []
+    pipeline = Pipeline(BaselineStore(store_root), JanusConfig(detection=DetectionConfig(arl=arl)))
+    run_backtest(path, pipeline, on_alert=events.append)
+    monitor = next(iter(pipeline.monitors.values()))
+    rows = 1 + (monitor.all_row is not None)  # statistics a record moves per feature
+    # A feature's share: each record may move its `rows` statistics by 1 in expectation, of n_tests.
+    budget = n_production * rows / (arl * monitor.n_tests)
+    fired = {}
+    for e in events:
+        if e.status == "firing":
+            fired[e.feature] = fired.get(e.feature, 0) + 1
+    features = [monitor.featurizer.specs[j].name for j in monitor.features]
+    return {"seed": seed, "records": n_production, "arl": arl, "n_tests": monitor.n_tests,
+            "budget_per_feature": round(budget, 1), "alerts": sum(fired.values()),
+            "features": sorted(({"feature": f, "alerts": fired.get(f, 0), "share_used": round(fired.get(f, 0) / budget, 2)}
+                                for f in features), key=lambda r: -r["alerts"])}
+
+
 def river_rate(peer: RiverPipeline, path: Path) -> dict:
     """The peer over the same JSONL file Janus's backtest read: decode, cut and standardise the streams,
     run every detector over every record (no early stop). Records/s wall and per CPU-second."""
@@ -238,6 +275,7 @@ def run(quick: bool) -> dict:
             river_first[scenario] = [p.first_alarm(z, threshold) for p, z in river_z[scenario]]
         steady = long_null(range(300, 301) if quick else range(300, 303),
                            n_production if quick else LONG_NULL_RECORDS, work)
+        budget = budget_use(310, n_production if quick else BUDGET_RECORDS, BUDGET_ARL, work)
     for scenario in SCENARIOS:
         change = None if scenario == "no-change" else CHANGE_AT
         results[scenario] = {
@@ -252,7 +290,7 @@ def run(quick: bool) -> dict:
     return {"arl": ARL, "change_at": CHANGE_AT, "n_production": n_production, "n_evaluation": n_evaluation,
             "runs_per_scenario": len(seeds), "tune_runs": len(tune_seeds), "river_streams": peer.names,
             "river_threshold": round(threshold, 3), "scenarios": results,
-            "janus_measured_arl": janus_null.to_dict(), "janus_steady_null": steady, "river_target_arl": round(target),
+            "janus_measured_arl": janus_null.to_dict(), "janus_steady_null": steady, "janus_budget": budget, "river_target_arl": round(target),
             "river_measured_arl": ArlEstimate.of((t, n_production) for t, _ in river_first["no-change"]).to_dict(),
             "rates": {side: {k: float(np.median([r[k] for r in rs])) for k in ("records_per_s", "records_per_cpu_s")}
                       for side, rs in rates.items()}}
