@@ -239,6 +239,13 @@ def goals(results: dict) -> list[str]:
         out.append(f"- input-mix shift: Janus behaviour alarms in {jb}/{shift.get('janus', {}).get('runs')} runs "
                    f"(goal 0), River pipeline in {shift.get('river', {}).get('detected', 0)}: "
                    f"**{'met' if jb == 0 else 'missed'}**")
+    for name, a in ((results.get("realistic") or {}).get("measured_arl") or {}).items():
+        if a.get("records_per_alert"):
+            ratio = a["records_per_alert"] / a["configured"]
+            ok = 1 <= ratio <= GOALS["arl_ratio_max"]
+            out.append(f"- realistic {name} logs, no change, steady operation: {a['alerts']} alerts in {a['records']:,} "
+                       f"records, {_fmt(a['records_per_alert'])} records per false alarm, {_fmt(ratio, 1)}× the "
+                       f"configured ARL (goal: between 1× and {GOALS['arl_ratio_max']}×): **{'met' if ok else 'missed'}**")
     tp = results.get("throughput")
     if tp:
         for b in tp.get("backtest", []):
@@ -356,9 +363,13 @@ def realistic_section(real: dict | None) -> list[str]:
         lines.append(f"| {c['n_evaluation']:,} | {c['refusal']:.2f} | {c['found']}/{len(c['runs'])} | "
                      f"{_fmt(c['janus_median'])} | {_fmt(c['oracle_median'])} | {c['ratio']:.2f} | "
                      f"{first[:140].replace('|', '/')} |")
+    lines.append("")
     for name, a in (real.get("measured_arl") or {}).items():
+        steady = (f"; in steady operation, {a['alerts']} alerts in {a['records']:,} records, "
+                  f"{_fmt(a['records_per_alert'])} records per alert" if "alerts" in a else "")
         lines.append(f"Measured pipeline-wide ARL on {name} no-change logs at a configured {a['configured']:,.0f}: "
-                     f"{_arl_value(a)} ({a['alarms']} first alarms in {a['exposure']:,} records over {a['runs']} runs).")
+                     f"{_arl_value(a)} ({a['alarms']} first alarms in {a['exposure']:,} records over {a['runs']} "
+                     f"runs){steady}.")
     lines += ["", "Under the null (behaviour given the input unchanged): behaviour alerts per run; other alert "
               "kinds are expected where the inputs or the data changed.", "",
               "| case | records | behaviour alerts per run | other alerts |", "|---|---|---|---|"]
