@@ -14,6 +14,8 @@ different refusal rates. Two questions:
 * **The ARL.** At a configured 1e4, the measured pipeline-wide ARL of one model on no-change logs
   of each domain (first alarm of any kind per run, censored-exponential estimate), and records per
   alert in steady operation (every alert counted as it fires, resolves and fires again).
+* **The budget.** Each feature's false alerts on one long no-change log per domain at ARL 300,
+  against its share of the budget (``bench/budget.py``).
 * **The null.** No change, a mix shift toward the risky kinds (half of production), a shift toward
   a rare, distinct kind, inputs in words never seen, records missing their output: Janus's
   behaviour alerts per run (the allowance at ARL 1e6 over these records is ≈ 0.01 per statistic).
@@ -28,6 +30,7 @@ import math
 import numpy as np
 import orjson
 
+from budget import budget_use
 from single_stream import ArlEstimate
 
 from detector.baseline.build import build_baseline
@@ -37,6 +40,7 @@ from detector.records import parse_values
 
 ARL = 1e6
 ARL_MEASURED = 1e4  # where false alarms are frequent enough to count in minutes
+BUDGET_ARL = 300.0  # where each feature's false alarms are frequent enough to count
 CHANGE_AT = 2_000
 KIND = "refund_override"
 BATCH = 500
@@ -164,6 +168,9 @@ def run(quick: bool = False) -> dict:
                     change_runs(seeds, 20_000 if not quick else 10_000, 0.75, n_production)],
         "null": null_runs(seeds[:1], 5_000 if quick else 20_000, n_production),
         "measured_arl": measured_arl(seeds, 5_000 if quick else 20_000, 10_000 if quick else 60_000),
+        "budget": [budget_use(logs.evaluation, logs.production, BUDGET_ARL, label=f"{domain.name} no-change log")
+                   for domain in (SUPPORT, DEVOPS)
+                   for logs in [generate(domain, seed=21, n_evaluation=20_000, n_production=20_000 if quick else 40_000)]],
     }
 
 

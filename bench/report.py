@@ -370,6 +370,8 @@ def realistic_section(real: dict | None) -> list[str]:
         lines.append(f"Measured pipeline-wide ARL on {name} no-change logs at a configured {a['configured']:,.0f}: "
                      f"{_arl_value(a)} ({a['alarms']} first alarms in {a['exposure']:,} records over {a['runs']} "
                      f"runs){steady}.")
+    for budget in real.get("budget") or []:
+        lines += budget_section(budget)
     lines += ["", "Under the null (behaviour given the input unchanged): behaviour alerts per run; other alert "
               "kinds are expected where the inputs or the data changed.", "",
               "| case | records | behaviour alerts per run | other alerts |", "|---|---|---|---|"]
@@ -411,8 +413,8 @@ def budget_section(budget: dict | None) -> list[str]:
     if not budget:
         return []
     total = budget["budget_per_feature"] * len(budget["features"])
-    lines = ["", f"Where the false-alarm budget goes: one no-change log of {budget['records']:,} production records "
-             f"(seed {budget['seed']}) at a configured ARL {budget['arl']:g}, low enough that every statistic alarms "
+    lines = ["", f"Where the false-alarm budget goes, on {budget.get('log', 'the simulator no-change scenario, seed 310')} ({budget['records']:,} production records, "
+             f"bench/budget.py) at a configured ARL {budget['arl']:g}, low enough that every statistic alarms "
              f"often: {budget['alerts']} alerts where full use of the budget would give {_fmt(total)} "
              f"({_fmt(total / max(budget['alerts'], 1), 2)}× slack at this ARL). n_tests = {_fmt(budget['n_tests'])}; "
              f"each feature's share is {_fmt(budget['budget_per_feature'], 1)} alerts. A share used well below 1 is "

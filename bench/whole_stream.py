@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+from budget import budget_use
 from single_stream import ArlEstimate
 
 SCENARIOS = ["no-change", "input-shift", "compliance-gap", "tool-shift", "reasoning-unmonitored", "length-shift",
@@ -166,40 +167,6 @@ def long_null(seeds: range, n_production: int, work: Path) -> dict:
             "records_per_behaviour_alarm": round(records / firings["behaviour"]) if firings["behaviour"] else None}
 
 
-def budget_use(seed: int, n_production: int, arl: float, work: Path) -> dict:
-    """Where the false-alarm budget goes: one long no-change log at a low ARL (so that every
-    feature's statistics alarm often enough to count), each feature's alerts against its share of
-    the budget. A share used below 1 is slack: a feature that alarms less often than the threshold
-    allows (records per false alarm above the configured ARL)."""
-    from detector.backtest import run_backtest
-    from detector.baseline import BaselineStore
-    from detector.config import DetectionConfig, JanusConfig
-    from detector.pipeline import Pipeline
-    from detector.simulate import simulate
-
-    logs = simulate("no-change", seed, n_evaluation=N_EVALUATION, n_production=n_production, change_at=0)
-    store_root = work / f"budget-{seed}"
-    save_baseline(store_root, logs.evaluation)
-    path = work / "budget.jsonl"
-    path.write_bytes(b"\n".join(orjson.dumps(r) for r in logs.production) + b"\n")
-    events = []
-    pipeline = Pipeline(BaselineStore(store_root), JanusConfig(detection=DetectionConfig(arl=arl)))
-    run_backtest(path, pipeline, on_alert=events.append)
-    monitor = next(iter(pipeline.monitors.values()))
-    rows = 1 + (monitor.all_row is not None)  # statistics a record moves per feature
-    # A feature's share: each record may move its `rows` statistics by 1 in expectation, of n_tests.
-    budget = n_production * rows / (arl * monitor.n_tests)
-    fired = {}
-    for e in events:
-        if e.status == "firing":
-            fired[e.feature] = fired.get(e.feature, 0) + 1
-    features = [monitor.featurizer.specs[j].name for j in monitor.features]
-    return {"seed": seed, "records": n_production, "arl": arl, "n_tests": monitor.n_tests,
-            "budget_per_feature": round(budget, 1), "alerts": sum(fired.values()),
-            "features": sorted(({"feature": f, "alerts": fired.get(f, 0), "share_used": round(fired.get(f, 0) / budget, 2)}
-                                for f in features), key=lambda r: -r["alerts"])}
-
-
 def river_rate(peer: RiverPipeline, path: Path) -> dict:
     """The peer over the same JSONL file Janus's backtest read: decode, cut and standardise the streams,
     run every detector over every record (no early stop). Records/s wall and per CPU-second."""
@@ -275,7 +242,10 @@ def run(quick: bool) -> dict:
             river_first[scenario] = [p.first_alarm(z, threshold) for p, z in river_z[scenario]]
         steady = long_null(range(300, 301) if quick else range(300, 303),
                            n_production if quick else LONG_NULL_RECORDS, work)
-        budget = budget_use(310, n_production if quick else BUDGET_RECORDS, BUDGET_ARL, work)
+        budget_log = simulate("no-change", 310, n_evaluation=n_evaluation,
+                              n_production=n_production if quick else BUDGET_RECORDS, change_at=0)
+        budget = budget_use(budget_log.evaluation, budget_log.production, BUDGET_ARL,
+                            label="the simulator's no-change scenario, seed 310")
     for scenario in SCENARIOS:
         change = None if scenario == "no-change" else CHANGE_AT
         results[scenario] = {
