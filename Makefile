@@ -46,7 +46,7 @@ $(BENCH_STAMP): pyproject.toml
 	$(BENCH_VENV)/bin/python -m pip install -q -e . 'alibi-detect==0.13.0' 'numpy<2' 'river==0.23.0' matplotlib
 	touch $(BENCH_STAMP)
 
-# Full run (under 15 min on 2 cores), one process: bench/results.json, bench/*.png, BENCHMARKS.md
+# Full run (~30 min on 2 cores; the realistic-log part is the longest), one process: bench/results.json, bench/*.png, BENCHMARKS.md
 # (which also reports bench/soak.json when `make bench-soak` has written it).
 bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/run.py

@@ -341,7 +341,7 @@ class OracleThresholds:
 @dataclass(frozen=True)
 class Settings:
     """Run counts: River's ADWIN costs ~25 µs a record, Alibi's online detectors ~0.3–0.6 ms and KSWIN
-    ~2 ms, so their runs are what fits ``make bench`` (under 15 minutes on 2 cores)."""
+    ~2 ms, so their runs are what fits ``make bench`` (about half an hour on 2 cores)."""
 
     null_length: int
     janus_check_runs: int  # null streams measuring Janus's ARL (set M; peers' ARL measured on them too)
