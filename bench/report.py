@@ -236,8 +236,15 @@ def goals(results: dict) -> list[str]:
                        f"**{'met' if ok else 'missed'}**")
         shift = whole["scenarios"].get("input-shift", {})
         jb = shift.get("janus", {}).get("detected", 0) + shift.get("janus", {}).get("false_alarm_before_change", 0)
-        out.append(f"- input-mix shift: Janus behaviour alarms in {jb}/{shift.get('janus', {}).get('runs')} runs "
-                   f"(goal 0), River pipeline in {shift.get('river', {}).get('detected', 0)}: "
+        runs = shift.get("janus", {}).get("runs") or 0
+        # At a configured ARL of 1e4 these logs are long enough for false alarms of any cause: the
+        # no-change runs of the same length are the comparison, and the ARL's own allowance.
+        allowance = runs * whole["n_production"] / whole["arl"]
+        null_runs = whole["scenarios"].get("no-change", {}).get("janus", {}).get("alarmed")
+        out.append(f"- input-mix shift: Janus behaviour alarms in {jb}/{runs} runs "
+                   f"(goal 0; the no-change runs of the same seeds raised one in {null_runs}/{runs}, and the configured "
+                   f"ARL allows ~{allowance:.0f} false alarms of any kind in these {runs * whole['n_production']:,} "
+                   f"records), River pipeline in {shift.get('river', {}).get('detected', 0)}: "
                    f"**{'met' if jb == 0 else 'missed'}**")
     for name, a in ((results.get("realistic") or {}).get("measured_arl") or {}).items():
         if a.get("records_per_alert"):
