@@ -366,8 +366,11 @@ class Monitor:
         present_n = observed[:, first:].sum(axis=1)
         expected = self.expected[f][cells] * present_n[:, None]
         if s == self.all_row:  # the pooled row quotes a condition over every segment, not one segment's
-            cells, where = np.unique(cells % n_conditions, return_inverse=True)
-            observed, expected, present_n = (_sum_rows(a, where, len(cells)) for a in (observed, expected, present_n))
+            # Cells are segment-major, each segment with the same conditions: add the segments up.
+            per_segment = len(cells) // self.n_segments
+            cells = cells[:per_segment]
+            observed, expected, present_n = (a.reshape(self.n_segments, per_segment, *a.shape[1:]).sum(axis=0)
+                                             for a in (observed, expected, present_n))
         if comp.code >= 0:
             code = comp.code
         else:  # ordered shift: name the bin that gained most
@@ -568,13 +571,6 @@ class _CountsEvidence:
 
     def window_at(self, row: int, f: int, decay: float) -> np.ndarray:
         return self._window[f]
-
-
-def _sum_rows(a: np.ndarray, groups: np.ndarray, n: int) -> np.ndarray:
-    """Rows of ``a`` added up by group (``groups[i]``: row i's group, of ``n``)."""
-    out = np.zeros((n,) + a.shape[1:])
-    np.add.at(out, groups, a)
-    return out
 
 
 def _rows(matrix: FeatureMatrix, start: int, stop: int) -> FeatureMatrix:
