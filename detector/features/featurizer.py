@@ -233,14 +233,15 @@ class Featurizer:
                               c.condition_prefix_chars)
 
     def fit(self, decisions: Sequence[Decision]) -> Featurizer:
-        self._fit_codes(decisions)
-        self._fit_conditions(decisions)
+        cols = _Columns(decisions, self._inputs(decisions))
+        self._fit_codes(decisions, cols)
+        self._fit_conditions(decisions, cols)
         return self
 
-    def _fit_conditions(self, decisions: Sequence[Decision]) -> None:
+    def _fit_conditions(self, decisions: Sequence[Decision], cols: _Columns) -> None:
         """Data-quality expectations and the conditions of each behaviour feature."""
         c = self.config
-        codes = self._codes(_Columns(decisions, self._inputs(decisions)))
+        codes = self._codes(cols)
         specs = self.specs
         behaviour = [j for j, s in enumerate(specs) if s.kind == BEHAVIOUR]
         self.expected = [specs[j].name for j in behaviour if specs[j].first_present > 0
@@ -251,7 +252,7 @@ class Featurizer:
         if self.condition_keys:
             self.condition_values = vocabulary([self._condition_value(d) for d in decisions], c.max_codes * 4)
         else:
-            ids, inputs = [d.decision_id for d in decisions], self._inputs(decisions)
+            ids, inputs = [d.decision_id for d in decisions], cols.input_text
             self.conditions.fit(inputs, ids, {specs[j].name: codes[:, j] for j in behaviour},
                                 {specs[j].name: specs[j].first_present for j in behaviour})
             self.conditions.descriptions = self.conditions.describe(inputs[:5000], ids[:5000])
@@ -274,9 +275,8 @@ class Featurizer:
     def _condition_value(self, d: Decision) -> str:
         return "\x1f".join(attribute_text(d.attributes.get(k)) or MISSING_LABEL for k in self.condition_keys)
 
-    def _fit_codes(self, decisions: Sequence[Decision]) -> None:
+    def _fit_codes(self, decisions: Sequence[Decision], cols: _Columns) -> None:
         c = self.config
-        cols = _Columns(decisions, self._inputs(decisions))
         if c.refusal_source == "auto":  # labels when evaluation carries them, else the output text
             labelled = sum(r is not None for r in cols.refused) >= c.expected_presence * max(len(decisions), 1)
             self.refusal_source = "label" if labelled else "text"
