@@ -420,7 +420,7 @@ def budget_section(budget: dict | None) -> list[str]:
     if not budget:
         return []
     total = budget["budget_per_feature"] * len(budget["features"])
-    lines = ["", f"Where the false-alarm budget goes, on {budget.get('log', 'the simulator no-change scenario, seed 310')} ({budget['records']:,} production records, "
+    lines = ["", f"Where the false-alarm budget goes, on {budget['log']} ({budget['records']:,} production records, "
              f"bench/budget.py) at a configured ARL {budget['arl']:g}, low enough that every statistic alarms "
              f"often: {budget['alerts']} alerts where full use of the budget would give {_fmt(total)} "
              f"({_fmt(total / max(budget['alerts'], 1), 2)}× slack at this ARL). n_tests = {_fmt(budget['n_tests'])}; "
