@@ -47,6 +47,17 @@ def test_a_shift_towards_a_rare_distinct_kind_is_input_drift_not_behaviour():
     assert any(e.kind == "input" for e in fired)
 
 
+def test_a_rare_kind_the_folds_place_apart_is_not_judged_by_a_crowd_stratum():
+    # 26 complaints in 20,000 evaluation records, 60% of production. In this log one fold's models
+    # placed some complaints with the low-refusal kinds, the others with the refused ones: scored
+    # against the low-refusal stratum they raised 5 behaviour alerts. Unsettled inputs are novel.
+    rare = with_weights(SUPPORT, {"complaint": 0.00125})
+    fired = _firing(SUPPORT, [Change(at=0, weights={"complaint": 1.5})], evaluation_domain=rare,
+                    n_evaluation=20_000, seed=8)
+    assert not [e for e in fired if e.kind == "behaviour"], [e.message for e in fired]
+    assert any(e.feature == "novel_input" for e in fired)
+
+
 @pytest.mark.parametrize("domain", [SUPPORT, DEVOPS], ids=["support", "devops"])
 def test_a_mix_shift_towards_the_risky_kinds_is_not_behaviour(domain):
     risky = {k.name: 1.0 for k in domain.kinds if k.refusal > 0.5}

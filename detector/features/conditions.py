@@ -25,7 +25,9 @@ as in evaluation, and the baseline counts per stratum are unbiased for productio
 
 An input unlike every evaluation input (most of its words never seen in evaluation, beyond what
 evaluation inputs themselves show out of fold) is *novel*: stratum 0, whose behaviour is not
-scored against anyone's null; the input-mix features report it instead.
+scored against anyone's null; the input-mix features report it instead. So is an *unsettled*
+input, one that the folds' models place in strata more than ``UNSETTLED_NATS`` apart: the few
+evaluation records like it decided its stratum, so its behaviour has no trustworthy null either.
 
 User-defined conditions (``features.condition_attributes``, e.g. an ``intent`` attribute set by
 a router) replace the fitted strata: each value is its own condition.
@@ -55,6 +57,7 @@ from sklearn.linear_model import LogisticRegression
 from detector.features.token_hashing import hashed_ngrams
 
 NOVEL = 0  # condition code of a novel input
+UNSETTLED_NATS = 1.0  # folds placing an input in strata further apart than this: evaluation has not settled it
 _PARTS = ("coef", "intercept", "classes")
 _HASH_FEATURES = 2**18
 
@@ -90,6 +93,7 @@ class ConditionModel:
         # feature → (coef (folds, V, C), intercept (folds, C), classes (K,))
         self.models: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.centroids = np.zeros((0, 0), dtype=np.float32)  # strata of the predicted profile
+        self._strata_apart = _apart(self.centroids)  # divergence between every two strata
         self.descriptions: list[str] = []  # per stratum code, the words that mark its inputs
         self._stack_models()
 
@@ -138,27 +142,32 @@ class ConditionModel:
             z = self._profile(x[rows], fold[rows])
             k = int(min(self.n_strata, len(rows) // self.min_stratum, len(np.unique(z.round(4), axis=0))))
             self.centroids = kl_strata(z, max(k, 1), self.min_stratum, self.seed).astype(np.float32)
+        self._strata_apart = _apart(self.centroids)
         return self
 
     def _stack_models(self) -> None:
-        """Per fold, every model's coefficients side by side (V, Σ width): one sparse product per fold
-        scores all the features (a product per feature cost ~6× more, in overhead, per batch)."""
+        """Every fold's models' coefficients side by side (V, folds × Σ width): one sparse product
+        scores all the features under every fold's models (a product per feature cost ~6× more, in
+        overhead, per batch)."""
         parts = list(self.models.values())
         self._widths = [coef.shape[2] for coef, _, _ in parts]
-        self._weights = [np.ascontiguousarray(np.concatenate([coef[k] for coef, _, _ in parts], axis=1))
-                         for k in range(self.folds)] if parts else []
+        self._weights = (np.ascontiguousarray(np.concatenate([coef[k] for k in range(self.folds) for coef, _, _ in parts],
+                                                             axis=1)) if parts else None)
         self._intercepts = (np.concatenate([intercept for _, intercept, _ in parts], axis=1) if parts
                             else np.zeros((self.folds, 0), np.float32))
+
+    def _scores(self, x: sparse.csr_matrix) -> np.ndarray:
+        """(n, folds, Σ width): each record's scores under every fold's models."""
+        scores = np.asarray(x @ self._weights).reshape(x.shape[0], self.folds, -1)
+        return (scores + self._intercepts[None]).astype(np.float64)
 
     def _profile(self, x: sparse.csr_matrix, fold: np.ndarray) -> np.ndarray:
         """Every modelled feature's predicted distribution, side by side; each record scored by its
         own fold's models."""
-        scores = np.empty((x.shape[0], self._intercepts.shape[1]), np.float32)
-        for k, weights in enumerate(self._weights):
-            rows = np.flatnonzero(fold == k)
-            if len(rows):
-                scores[rows] = x[rows] @ weights
-        scores = (scores + self._intercepts[fold]).astype(np.float64)
+        return self._probabilities(self._scores(x)[np.arange(x.shape[0]), fold])
+
+    def _probabilities(self, scores: np.ndarray) -> np.ndarray:
+        """Scores (rows, Σ width) → each modelled feature's predicted distribution, side by side."""
         out = []
         for part in np.split(scores, np.cumsum(self._widths)[:-1], axis=1):
             if part.shape[1] == 1:
@@ -235,7 +244,14 @@ class ConditionModel:
         novel = self._unknown_share(hashed, fold) > self.novel_threshold
         if len(self.centroids):
             x, _ = self._restrict(hashed)
-            out = (_closest(self._profile(x, fold), self.centroids) + 1).astype(np.int16)
+            # The stratum each fold's models give the record: when they disagree by more than
+            # UNSETTLED_NATS, the few evaluation records like it decided where it went, and a shift
+            # of traffic towards it would be scored against the wrong stratum's null.
+            profiles = self._probabilities(self._scores(x).reshape(n * self.folds, -1))
+            placed = _closest(profiles, self.centroids).reshape(n, self.folds)
+            own = placed[np.arange(n), fold]
+            novel |= self._strata_apart[own[:, None], placed].max(axis=1) > UNSETTLED_NATS
+            out = (own + 1).astype(np.int16)
         else:
             out = np.ones(n, dtype=np.int16)
         out[novel] = NOVEL
@@ -288,6 +304,7 @@ class ConditionModel:
         model.novel_threshold = float(meta["novel_threshold"])
         model.descriptions = list(meta["descriptions"])
         model.centroids = arrays[f"{prefix}.centroids"]
+        model._strata_apart = _apart(model.centroids)
         model.models = {name: tuple(arrays[f"{prefix}.{i}.{part}"] for part in _PARTS)
                         for i, name in enumerate(meta["features"])}
         model._stack_models()
@@ -305,6 +322,13 @@ def _cross_entropy(z: np.ndarray, centroids: np.ndarray) -> np.ndarray:
 def _divergences(z: np.ndarray, entropy: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """KL(row ‖ centre) for every (row, centre), from the rows' Σ z log z (``entropy``)."""
     return entropy[:, None] + _cross_entropy(z, centroids)
+
+
+def _apart(centroids: np.ndarray) -> np.ndarray:
+    """Symmetrised KL divergence between every two strata's mean profiles."""
+    c = np.maximum(centroids.astype(np.float64), _FLOOR)
+    kl = (c[:, None, :] * (np.log(c[:, None, :]) - np.log(c[None, :, :]))).sum(axis=2)
+    return np.maximum(kl, kl.T)
 
 
 def _closest(z: np.ndarray, centroids: np.ndarray) -> np.ndarray:

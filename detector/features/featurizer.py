@@ -190,7 +190,7 @@ class Featurizer:
         "oversight_phrases": "oversight-awareness phrases",
         "input_cluster": "input mix",
         "input_length": "input length",
-        "novel_input": "inputs unlike any in evaluation",
+        "novel_input": "inputs evaluation cannot judge",
         "data_quality": "data quality",
     }
 

@@ -109,8 +109,9 @@ class ShiryaevRoberts:
         start, capped = 0, False
         while start < len(lr):
             stop = min(start + _BLOCK, len(lr))
-            self._steps(path[start - 1] if start else r0, lr[start:stop],
-                        None if moves is None else moves[start:stop], path[start:stop], capped)
+            with np.errstate(over="ignore"):  # an uncapped block that overflows is run again, capped
+                self._steps(path[start - 1] if start else r0, lr[start:stop],
+                            None if moves is None else moves[start:stop], path[start:stop], capped)
             block = path[start:stop]
             if capped:
                 capped = bool((block >= self.cap).any())
