@@ -12,6 +12,7 @@ import pytest
 
 from detector.config import FeaturesConfig
 from detector.features import Featurizer
+from detector.features.conditions import NOVEL, ConditionModel, fold_of
 from detector.features.embedders import HashingEmbedder
 from detector.features.phrases import PhraseCounter
 from detector.features.text import TextCoder, TextField
@@ -182,3 +183,34 @@ def test_a_transcript_input_is_read_as_its_latest_user_turn_and_old_baselines_re
     del meta["config"]["latest_turn"]  # a baseline saved before: inputs read whole, as they were built
     old = Featurizer.from_state(meta, arrays)
     assert not old.config.latest_turn and (old.transform(decisions).codes[:, length] != fz.transform(decisions).codes[:, length]).any()
+
+
+def test_an_input_the_folds_place_apart_is_novel_and_old_baselines_keep_their_rule():
+    """40 'override my parcel address' requests, all refused, all in fold 0: fold 0's models never
+    saw one and place the request with the parcel questions (refused 2%), the other folds' with
+    the refund overrides. Such an input has no trustworthy null: it is novel."""
+    rng = np.random.default_rng(0)
+    fillers = ["today", "again", "quickly", "thanks", "hello", "team", "asap", "kindly"]
+
+    def ids_in(fold, n, prefix):
+        candidates = (f"{prefix}{i}" for i in range(10 * n))
+        return [d for d in candidates if fold is None or fold_of([d], 3)[0] == fold][:n]
+
+    texts, ids, refused = [], [], []
+    for ask, n, rate, fold in [("where is my parcel", 600, 0.02, None),
+                               ("please override the refund limit", 600, 0.95, None),
+                               ("override my parcel address", 40, 1.0, 0)]:
+        for d in ids_in(fold, n, ask[:5]):
+            texts.append(f"{rng.choice(fillers)} {ask} {rng.choice(fillers)}")
+            ids.append(d)
+            refused.append(2 if rng.random() < rate else 1)
+    model = ConditionModel(strata=4, folds=3).fit(texts, ids, {"refused": np.array(refused)}, {"refused": 1})
+    asks = [f"{w} override my parcel address {w}" for w in fillers] * 5
+    asked = [f"p{i}" for i in range(len(asks))]
+    assert (model.strata(asks, asked) == NOVEL).all()
+    assert (model.strata(texts[:1200], ids[:1200]) != NOVEL).mean() > 0.99  # the crowds are settled
+    meta, arrays = model.state("c")
+    del meta["unsettled_nats"]  # a baseline built before the rule keeps its novel_input rate
+    old = ConditionModel.from_state(meta, arrays, "c")
+    placed = old.strata(asks, asked)
+    assert (placed != NOVEL).all() and len(set(placed.tolist())) > 1

@@ -26,7 +26,7 @@ as in evaluation, and the baseline counts per stratum are unbiased for productio
 An input unlike every evaluation input (most of its words never seen in evaluation, beyond what
 evaluation inputs themselves show out of fold) is *novel*: stratum 0, whose behaviour is not
 scored against anyone's null; the input-mix features report it instead. So is an *unsettled*
-input, one that the folds' models place in strata more than ``UNSETTLED_NATS`` apart: the few
+input, one that the folds' models place in strata more than ``unsettled_nats`` apart: the few
 evaluation records like it decided its stratum, so its behaviour has no trustworthy null either.
 
 User-defined conditions (``features.condition_attributes``, e.g. an ``intent`` attribute set by
@@ -57,7 +57,6 @@ from sklearn.linear_model import LogisticRegression
 from detector.features.token_hashing import hashed_ngrams
 
 NOVEL = 0  # condition code of a novel input
-UNSETTLED_NATS = 1.0  # folds placing an input in strata further apart than this: evaluation has not settled it
 _PARTS = ("coef", "intercept", "classes")
 _HASH_FEATURES = 2**18
 
@@ -77,7 +76,7 @@ class ConditionModel:
 
     def __init__(self, strata: int = 8, folds: int = 3, vocabulary: int = 8192, min_df: int = 2,
                  regularisation: float = 0.1, min_stratum: int = 15, novelty_rate: float = 0.001,
-                 prefix_chars: int = 4000, seed: int = 0):
+                 prefix_chars: int = 4000, seed: int = 0, unsettled_nats: float | None = 1.0):
         self.n_strata = strata
         self.folds = folds
         self.vocabulary_size = vocabulary
@@ -87,6 +86,9 @@ class ConditionModel:
         self.novelty_rate = novelty_rate
         self.prefix_chars = prefix_chars
         self.seed = seed
+        # Folds placing an input in strata further apart than this: evaluation has not settled it
+        # (None: never; baselines built before the rule keep their novel_input rate that way).
+        self.unsettled_nats = unsettled_nats
         self.columns = np.zeros(0, dtype=np.int64)  # hashed n-gram ids kept, sorted
         self.fold_df = np.zeros((folds, 0), dtype=np.int32)  # document frequency of each kept column per fold
         self.novel_threshold = 1.0  # share of unknown n-grams above which an input is novel
@@ -235,7 +237,8 @@ class ConditionModel:
         return 1 + max(len(self.centroids), 1)
 
     def strata(self, texts: Sequence[str | None], decision_ids: Sequence[str]) -> np.ndarray:
-        """Each record's condition: 1..S, or 0 (NOVEL) for an input unlike every evaluation input."""
+        """Each record's condition: 1..S, or 0 (NOVEL) for an input unlike every evaluation input or
+        unsettled (see the module)."""
         n = len(texts)
         if n == 0:
             return np.zeros(0, dtype=np.int16)
@@ -244,13 +247,16 @@ class ConditionModel:
         novel = self._unknown_share(hashed, fold) > self.novel_threshold
         if len(self.centroids):
             x, _ = self._restrict(hashed)
-            # The stratum each fold's models give the record: when they disagree by more than
-            # UNSETTLED_NATS, the few evaluation records like it decided where it went, and a shift
-            # of traffic towards it would be scored against the wrong stratum's null.
-            profiles = self._probabilities(self._scores(x).reshape(n * self.folds, -1))
-            placed = _closest(profiles, self.centroids).reshape(n, self.folds)
-            own = placed[np.arange(n), fold]
-            novel |= self._strata_apart[own[:, None], placed].max(axis=1) > UNSETTLED_NATS
+            if self.unsettled_nats is None:
+                own = _closest(self._profile(x, fold), self.centroids)
+            else:
+                # The stratum each fold's models give the record: when they disagree by more than
+                # unsettled_nats, the few evaluation records like it decided where it went, and a
+                # shift of traffic towards it would be scored against the wrong stratum's null.
+                profiles = self._probabilities(self._scores(x).reshape(n * self.folds, -1))
+                placed = _closest(profiles, self.centroids).reshape(n, self.folds)
+                own = placed[np.arange(n), fold]
+                novel |= self._strata_apart[own[:, None], placed].max(axis=1) > self.unsettled_nats
             out = (own + 1).astype(np.int16)
         else:
             out = np.ones(n, dtype=np.int16)
@@ -286,6 +292,7 @@ class ConditionModel:
         meta = {"strata": self.n_strata, "folds": self.folds, "vocabulary": self.vocabulary_size,
                 "min_df": self.min_df, "regularisation": self.regularisation, "min_stratum": self.min_stratum,
                 "novelty_rate": self.novelty_rate, "prefix_chars": self.prefix_chars, "seed": self.seed,
+                "unsettled_nats": self.unsettled_nats,
                 "novel_threshold": self.novel_threshold, "features": list(self.models),
                 "descriptions": self.descriptions}
         arrays = {f"{prefix}.columns": self.columns, f"{prefix}.fold_df": self.fold_df,
@@ -298,7 +305,8 @@ class ConditionModel:
     @classmethod
     def from_state(cls, meta: dict, arrays: dict[str, np.ndarray], prefix: str) -> ConditionModel:
         model = cls(meta["strata"], meta["folds"], meta["vocabulary"], meta["min_df"], meta["regularisation"],
-                    meta["min_stratum"], meta["novelty_rate"], meta["prefix_chars"], meta["seed"])
+                    meta["min_stratum"], meta["novelty_rate"], meta["prefix_chars"], meta["seed"],
+                    meta.get("unsettled_nats"))
         model.columns = arrays[f"{prefix}.columns"].astype(np.int64)
         model.fold_df = arrays[f"{prefix}.fold_df"].astype(np.int32)
         model.novel_threshold = float(meta["novel_threshold"])
