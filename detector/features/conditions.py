@@ -250,13 +250,20 @@ class ConditionModel:
             if self.unsettled_nats is None:
                 own = _closest(self._profile(x, fold), self.centroids)
             else:
-                # The stratum each fold's models give the record: when they disagree by more than
-                # unsettled_nats, the few evaluation records like it decided where it went, and a
-                # shift of traffic towards it would be scored against the wrong stratum's null.
+                # Evaluation has not settled the null of an input when the strata each fold's models
+                # give it are more than unsettled_nats apart (the few evaluation records like it
+                # decided where it went), or when its predicted profile is that far from its own
+                # stratum (too few records like it for a stratum of their own, see kl_strata): a
+                # shift of traffic towards it would be scored against a null that is not its own.
                 profiles = self._probabilities(self._scores(x).reshape(n * self.folds, -1))
-                placed = _closest(profiles, self.centroids).reshape(n, self.folds)
-                own = placed[np.arange(n), fold]
-                novel |= self._strata_apart[own[:, None], placed].max(axis=1) > self.unsettled_nats
+                cross = _cross_entropy(profiles, self.centroids).reshape(n, self.folds, -1)
+                placed = cross.argmin(axis=2)
+                rows = np.arange(n)
+                own = placed[rows, fold]
+                mine = profiles.reshape(n, self.folds, -1)[rows, fold]
+                distance = _entropy(mine) + cross[rows, fold, own]
+                apart = self._strata_apart[own[:, None], placed].max(axis=1)
+                novel |= (apart > self.unsettled_nats) | (distance > self.unsettled_nats)
             out = (own + 1).astype(np.int16)
         else:
             out = np.ones(n, dtype=np.int16)
@@ -322,6 +329,11 @@ class ConditionModel:
 _FLOOR = 1e-12  # of a mean profile's share, so that its log is finite
 
 
+def _entropy(z: np.ndarray) -> np.ndarray:
+    """Σ z log z per row: with the cross entropy, a row's KL divergence from any centre."""
+    return np.where(z > 0, z * np.log(np.maximum(z, _FLOOR)), 0.0).sum(axis=1)
+
+
 def _cross_entropy(z: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """-Σ z log c for every (record, centroid): KL(z ‖ c) up to a term that depends on z alone."""
     return -(z @ np.log(np.maximum(centroids, _FLOOR)).T)
@@ -368,7 +380,7 @@ def kl_strata(z: np.ndarray, k: int, min_size: int, seed: int = 0, outlier_nats:
     """
     rng = np.random.default_rng(seed)
     # Σ z log z per row, computed once: with the cross entropy, each row's divergence from a centre.
-    entropy = np.where(z > 0, z * np.log(np.maximum(z, _FLOOR)), 0.0).sum(axis=1)
+    entropy = _entropy(z)
     centroids = _lloyd(z, entropy, k, restarts, rng)
     far = np.flatnonzero(_divergences(z, entropy, centroids).min(axis=1) > outlier_nats)
     if len(far) >= min_size:
