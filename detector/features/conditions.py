@@ -26,8 +26,11 @@ as in evaluation, and the baseline counts per stratum are unbiased for productio
 An input unlike every evaluation input (most of its words never seen in evaluation, beyond what
 evaluation inputs themselves show out of fold) is *novel*: stratum 0, whose behaviour is not
 scored against anyone's null; the input-mix features report it instead. So is an *unsettled*
-input, one that the folds' models place in strata more than ``unsettled_nats`` apart: the few
-evaluation records like it decided its stratum, so its behaviour has no trustworthy null either.
+input: one that the folds' models place in strata more than ``unsettled_nats`` apart (the few
+evaluation records like it decided its stratum), or whose predicted profile is that far from its
+own stratum (too few records like it for a stratum of their own). Its behaviour has no
+trustworthy null either: a shift of traffic towards it would be scored as evidence against a null
+that holds.
 
 User-defined conditions (``features.condition_attributes``, e.g. an ``intent`` attribute set by
 a router) replace the fitted strata: each value is its own condition.
@@ -370,7 +373,8 @@ def kl_strata(z: np.ndarray, k: int, min_size: int, seed: int = 0, outlier_nats:
     30 distinct records their own stratum. So, after the strata of the crowd, the rows still more
     than ``outlier_nats`` from theirs (a traffic shift towards such rows would be scored as ~that
     much evidence per record against a null that holds) are grouped the same way into strata of
-    their own, when there are at least ``min_size`` of them.
+    their own, when there are at least ``min_size`` of them (fewer stay far, and are unsettled inputs,
+    see :meth:`ConditionModel.strata`).
 
     With room for one stratum only, 20 rows refused 60% of the time (the crowd: 2%) still get theirs:
 
