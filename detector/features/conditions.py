@@ -89,8 +89,9 @@ class ConditionModel:
         self.novelty_rate = novelty_rate
         self.prefix_chars = prefix_chars
         self.seed = seed
-        # Folds placing an input in strata further apart than this: evaluation has not settled it
-        # (None: never; baselines built before the rule keep their novel_input rate that way).
+        # Folds placing an input in strata further apart than this, or its profile this far from its
+        # stratum: evaluation has not settled its null (None: never; baselines built before the
+        # rule keep their novel_input rate that way).
         self.unsettled_nats = unsettled_nats
         self.columns = np.zeros(0, dtype=np.int64)  # hashed n-gram ids kept, sorted
         self.fold_df = np.zeros((folds, 0), dtype=np.int32)  # document frequency of each kept column per fold
