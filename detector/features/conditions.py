@@ -350,8 +350,8 @@ def _divergences(z: np.ndarray, entropy: np.ndarray, centroids: np.ndarray) -> n
 
 def _apart(centroids: np.ndarray) -> np.ndarray:
     """Symmetrised KL divergence between every two strata's mean profiles."""
-    c = np.maximum(centroids.astype(np.float64), _FLOOR)
-    kl = (c[:, None, :] * (np.log(c[:, None, :]) - np.log(c[None, :, :]))).sum(axis=2)
+    c = centroids.astype(np.float64)
+    kl = _divergences(c, _entropy(c), c)
     return np.maximum(kl, kl.T)
 
 

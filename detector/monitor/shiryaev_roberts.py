@@ -107,21 +107,21 @@ class ShiryaevRoberts:
         """
         path = np.empty_like(lr)
         start, capped = 0, False
-        while start < len(lr):
-            stop = min(start + _BLOCK, len(lr))
-            with np.errstate(over="ignore"):  # an uncapped block that overflows is run again, capped
+        with np.errstate(over="ignore"):  # an uncapped block that overflows is run again, capped
+            while start < len(lr):
+                stop = min(start + _BLOCK, len(lr))
                 self._steps(path[start - 1] if start else r0, lr[start:stop],
                             None if moves is None else moves[start:stop], path[start:stop], capped)
-            block = path[start:stop]
-            if capped:
-                capped = bool((block >= self.cap).any())
-            else:
-                over = block > self.cap
-                if over.any():
-                    start += int(np.argmax(over.any(axis=1)))
-                    capped = True
-                    continue
-            start = stop
+                block = path[start:stop]
+                if capped:
+                    capped = bool((block >= self.cap).any())
+                else:
+                    over = block > self.cap
+                    if over.any():
+                        start += int(np.argmax(over.any(axis=1)))
+                        capped = True
+                        continue
+                start = stop
         return path
 
     def _steps(self, prev: np.ndarray, lr: np.ndarray, moves: np.ndarray | None, out: np.ndarray,
