@@ -330,7 +330,9 @@ def limits(results: dict) -> list[str]:
                    f"{_fmt(rate.get('backtest'))} records (bench/stages.py): the stages' costs add up. "
                    "Featurisation hashes each new output, reasoning and input text's token uni- and bigrams, "
                    "projects them to the text's codebook cluster and searches output and reasoning for "
-                   "oversight phrases (texts are cached by hash, so only new texts pay)"
+                   "oversight phrases (texts are cached by hash, so only new texts pay); detection steps "
+                   "every alternative's Shiryaev–Roberts statistic (hundreds per model, twice per record with "
+                   "several segments) in one compiled loop"
                    + (f", and the whole backtest stays below the {GOALS['records_per_core']:,} records per core goal."
                       if (rate.get("backtest") or 0) < GOALS["records_per_core"] else "."))
         if rate.get("featurise_long_text"):

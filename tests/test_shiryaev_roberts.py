@@ -42,9 +42,9 @@ def test_statistics_stop_at_the_cap():
     assert done.r[0] == sr.cap[0] == pytest.approx(10.0 * np.exp(14.0))
 
 
-def test_the_path_is_the_capped_recursion_row_by_row_wherever_the_cap_binds():
-    """path() skips the cap's ``min`` in blocks where no R reaches it: the same numbers, bit for bit,
-    as the plain recursion, when the cap binds from the first row, mid-block, for a while, or never."""
+def test_advance_is_the_capped_recursion_row_by_row_wherever_the_cap_binds():
+    """The compiled recursion gives the plain recursion's numbers, bit for bit, when the cap binds
+    from the first row, mid-run, for a while, or never, and each row's mixture is that row's."""
     rng = np.random.default_rng(3)
     sr = ShiryaevRoberts.for_features([2, 3], log_threshold=2.0, resolve_fraction=0.5)
     for drift in (-0.3, 0.05, 0.4):
@@ -56,7 +56,10 @@ def test_the_path_is_the_capped_recursion_row_by_row_wherever_the_cap_binds():
             for i in range(len(lr)):
                 row = np.minimum((prev + 1.0) * lr[i], sr.cap)
                 expected[i] = prev = row if steps is None else np.where(steps[i], row, prev)
-            assert np.array_equal(sr.path(r0, lr, steps), expected)
+            r, mix = sr.advance(r0, lr, steps)
+            assert np.array_equal(r, expected[-1])
+            np.testing.assert_allclose(mix, sr.log_mixture(expected), rtol=1e-13, atol=1e-13)  # summed in another order
+            assert (r0 == 0).all() or np.array_equal(r0, sr.cap)  # the caller's state is left alone
 
 
 def test_components_not_moving_keep_their_statistic():

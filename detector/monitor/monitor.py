@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +33,7 @@ from detector.monitor.detectors import (DOWN, SHARE, UP, Component, alternative_
                                         feature_components)
 from detector.monitor.history import History
 from detector.monitor.nulls import dirichlet_alpha, floored, log_predictive_of_counts, predictive, running_count
-from detector.monitor.shiryaev_roberts import ShiryaevRoberts
+from detector.monitor.shiryaev_roberts import RatioTable, Run, ShiryaevRoberts
 from detector.records import Decision
 
 MAX_TRACKED_VERSIONS = 20
@@ -132,6 +132,7 @@ class Monitor:
         weights = [component_weights(c) for c in self.components]
         self.sr = ShiryaevRoberts.for_features(sizes, self.log_threshold, config.resolve_fraction,
                                                np.concatenate(weights) if weights else np.zeros(0))
+        self._ratio_table = RatioTable.of(self._alt)
         self._decay = 0.5 ** (1.0 / config.window_half_life)
         # ---- state ----
         self.log_r = np.full((self.n_rows, sum(sizes)), -np.inf)
@@ -238,14 +239,16 @@ class Monitor:
             scored &= matrix.codes[:, self._data_column] != MISSING_PART
         return scored
 
-    def _ratios(self, matrix: FeatureMatrix) -> np.ndarray:
-        """Λ = q(x | cell) / m_t(x | cell) of every component, per record; 1 where not scored.
+    def _ratios(self, matrix: FeatureMatrix) -> tuple[np.ndarray, np.ndarray]:
+        """Where each record's Λ = q(x | cell) / m_t(x | cell) is, per feature: its row in the
+        alternatives' table (cell · codes + code; -1 where not scored, Λ = 1) and m_t, both (n, F).
 
         The predictive m_t counts the production records before each one (this batch's too) in
         segments whose alert on that feature is not firing (their null stays put while it fires).
         """
         n = len(matrix.cells)
-        lr = np.ones((n, self.log_r.shape[1]))
+        keys = np.full((n, len(self.features)), -1, dtype=np.int64)
+        null = np.ones((n, len(self.features)))
         learning_segment = ~self.firing[: self.n_segments]  # (segments, features), as at the batch's start
         if self.all_row is not None:
             learning_segment = learning_segment & ~self.firing[self.all_row][None, :]
@@ -257,19 +260,19 @@ class Monitor:
             cells = matrix.cells[rows, j].astype(np.int64)
             codes = matrix.codes[rows, j].astype(np.int64)
             learn = learning_segment[matrix.segments[rows], f] & self._learns
-            keys = cells * k + codes
+            key = cells * k + codes
             before_key = np.zeros(len(rows))
             before_cell = np.zeros(len(rows))
             if learn.any():
-                before_key[learn] = running_count(keys[learn])
+                before_key[learn] = running_count(key[learn])
                 before_cell[learn] = running_count(cells[learn])
             alpha, seen = self._alpha[f], self.seen[f]
-            m = floored(alpha.ravel()[keys] + seen.ravel()[keys] + before_key) / (
+            keys[rows, f] = key
+            null[rows, f] = floored(alpha.ravel()[key] + seen.ravel()[key] + before_key) / (
                 alpha.sum(axis=1)[cells] + seen.sum(axis=1)[cells] + before_cell)
-            lr[rows, self.sr.components(f)] = self._alt[f][keys] / m[:, None]
             if learn.any():
-                self.seen[f] += np.bincount(keys[learn], minlength=seen.size).reshape(seen.shape)
-        return lr
+                self.seen[f] += np.bincount(key[learn], minlength=seen.size).reshape(seen.shape)
+        return keys, null
 
     def update_matrix(self, matrix: FeatureMatrix, decision_ids: Sequence[str], positions: np.ndarray,
                       times: np.ndarray) -> list[AlertEvent]:
@@ -301,15 +304,20 @@ class Monitor:
     def _score(self, matrix: FeatureMatrix, decision_ids, positions, times) -> tuple[list[AlertEvent], int]:
         """Score ``matrix``; its events and the batch row of the first one."""
         n = len(matrix.cells)
-        lr = self._ratios(matrix)
+        keys, null = self._ratios(matrix)
         batch = _Batch(matrix, decision_ids, positions, times, self.window, self.features)
         events: list[tuple[int, AlertEvent]] = []
+
+        def over(rows: np.ndarray) -> Callable[..., Run]:
+            return lambda *state: self.sr.run_table(*state, self._ratio_table, keys[rows], null[rows], times[rows])
+
         for s in np.unique(matrix.segments):
             rows = np.flatnonzero(matrix.segments == s)
-            events.extend(self._run_segment(int(s), rows, lr[rows], batch))
+            events.extend(self._run_segment(int(s), rows, over(rows), batch))
             self.segment_records[s] += len(rows)
         if self.all_row is not None:
-            events.extend(self._run_segment(self.all_row, np.arange(n), lr, batch))
+            every = np.arange(n)
+            events.extend(self._run_segment(self.all_row, every, over(every), batch))
             self.segment_records[self.all_row] += n
         self._advance_window(matrix)
         self.n_production += n
@@ -324,8 +332,11 @@ class Monitor:
         (self.log_r, self.firing, self.quiet_time, self.seen, self.window, self.segment_records,
          self.n_production) = saved
 
-    def _run_segment(self, s: int, rows: np.ndarray, lr: np.ndarray, batch: _Batch) -> list[tuple[int, AlertEvent]]:
-        done = self.sr.run(np.exp(self.log_r[s]), self.firing[s], self.quiet_time[s], lr, batch.times[rows])
+    def _run_segment(self, s: int, rows: np.ndarray, run: Callable[..., Run],
+                     batch: _Batch) -> list[tuple[int, AlertEvent]]:
+        """Row ``s``'s statistics through ``run(r, firing, quiet_time)`` (a :class:`ShiryaevRoberts`
+        run over ``rows`` of the batch), its state kept and its transitions made alert events."""
+        done = run(np.exp(self.log_r[s]), self.firing[s], self.quiet_time[s])
         with np.errstate(divide="ignore"):
             self.log_r[s] = np.log(done.r)
         self.firing[s], self.quiet_time[s] = done.firing, done.quiet_time
@@ -487,7 +498,8 @@ class Monitor:
             with np.errstate(over="ignore"):  # an e-value beyond e^709 is capped all the same
                 batch_ratio = np.exp(step[s])[None, :]
             # The records path's run over one row, the batch, whose evidence stands for its records.
-            found = self._run_segment(int(s), np.zeros(1, dtype=np.int64), batch_ratio, view)
+            found = self._run_segment(int(s), np.zeros(1, dtype=np.int64),
+                                      lambda *state: self.sr.run(*state, batch_ratio, view.times), view)
             events += [event for _, event in found]
             self.segment_records[s] += int(segment_n[s])
         self.n_production += int(segment_n[: self.n_segments].sum())
