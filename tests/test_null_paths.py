@@ -102,3 +102,22 @@ def test_a_rare_code_some_conditions_never_showed():
 def test_a_500_record_baseline(weights):
     total, exposure = false_alarms([12, 13, 14], 500, 20_000, production_kw={"weights": weights})
     assert total <= allowance(exposure), (total, exposure)
+
+
+def test_records_a_feature_does_not_score_never_add_up_to_its_alert():
+    """Production stops sending latency: no record scores `latency_ms` any more (the data-quality
+    feature judges the missing field). At an ARL of 2 its threshold is ~2 × 30 tests: were an
+    unscored record a step with ratio 1, the statistic would reach it after ~60 such records with no
+    evidence at all; it must stay where it was instead."""
+    import dataclasses
+
+    rng = np.random.default_rng(4)
+    monitor = Monitor(build_baseline(decisions(rng, 4000, "evaluation")), arl=2.0)
+    production = [dataclasses.replace(d, latency_ms=None) for d in decisions(rng, 3000, "production")]
+    before = monitor.log_r[:, monitor.sr.components(monitor.features.index(
+        monitor.featurizer.feature_index("latency_ms")))].copy()
+    fired = [e for i in range(0, 3000, 500) for e in monitor.update(production[i:i + 500])]
+    assert not [e for e in fired if e.feature == "latency_ms"]
+    latency = monitor.sr.components(monitor.features.index(monitor.featurizer.feature_index("latency_ms")))
+    np.testing.assert_array_equal(monitor.log_r[:, latency], before)
+    assert monitor.threshold < 3000  # the run was long enough for the old rule to have fired

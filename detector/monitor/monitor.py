@@ -241,7 +241,7 @@ class Monitor:
 
     def _ratios(self, matrix: FeatureMatrix) -> tuple[np.ndarray, np.ndarray]:
         """Where each record's Λ = q(x | cell) / m_t(x | cell) is, per feature: its row in the
-        alternatives' table (cell · codes + code; -1 where not scored, Λ = 1) and m_t, both (n, F).
+        alternatives' table (cell · codes + code; -1 where not scored: no step) and m_t, both (n, F).
 
         The predictive m_t counts the production records before each one (this batch's too) in
         segments whose alert on that feature is not firing (their null stays put while it fires).
@@ -337,11 +337,12 @@ class Monitor:
         """Row ``s``'s statistics through ``run(r, firing, quiet_time)`` (a :class:`ShiryaevRoberts`
         run over ``rows`` of the batch), its state kept and its transitions made alert events."""
         done = run(np.exp(self.log_r[s]), self.firing[s], self.quiet_time[s])
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore"):  # a component that never stepped is at 0
             self.log_r[s] = np.log(done.r)
+            logs = [np.log(t.r) for t in done.transitions]
         self.firing[s], self.quiet_time[s] = done.firing, done.quiet_time
-        return [(int(rows[t.row]), self._event(s, t.feature, rows[t.row], t.log_statistic, np.log(t.r), batch,
-                                               t.status, t.since)) for t in done.transitions]
+        return [(int(rows[t.row]), self._event(s, t.feature, rows[t.row], t.log_statistic, log_r, batch,
+                                               t.status, t.since)) for t, log_r in zip(done.transitions, logs)]
 
     def _advance_window(self, matrix: FeatureMatrix) -> None:
         n = len(matrix.cells)

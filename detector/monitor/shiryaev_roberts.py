@@ -66,15 +66,16 @@ def _advance_ratios(r, lr, moves, ends, weights, cap, mix):  # pragma: no cover 
 def _advance_table(r, keys, null, table, offsets, starts, ends, weights, cap, mix):  # pragma: no cover - compiled
     """:func:`_advance_ratios` with feature f's ratios at row i read from a table, not a matrix:
     ``table[offsets[f] + keys[i, f] * size_f + j] / null[i, f]`` for its j-th component
-    (``keys[i, f] < 0``: ratio 1, the feature does not score that row). The mixture is summed as
-    the components step (one pass over them: this loop is most of detection's cost per record)."""
+    (``keys[i, f] < 0``: the feature does not score that row, and its components do not step: a
+    record that says nothing of a feature must not move it towards an alert, as a ratio of 1 would,
+    by one). The mixture is summed as the components step (one pass over them: this loop is most of
+    detection's cost per record)."""
     for i in range(keys.shape[0]):
         for f in range(ends.shape[0]):
             key = keys[i, f]
             total = 0.0
             if key < 0:
                 for c in range(starts[f], ends[f]):
-                    r[c] = min(1.0 + r[c], cap[c])
                     total += weights[c] * r[c]
             else:
                 at = offsets[f] + key * (ends[f] - starts[f]) - starts[f]
