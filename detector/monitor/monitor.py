@@ -468,6 +468,7 @@ class Monitor:
         """
         events = []
         step = np.zeros_like(self.log_r)
+        scored = np.zeros(self.firing.shape)  # records each (row, feature) scores in this batch
         firing = self.firing[: self.n_segments] | (self.firing[self.all_row][None, :] if self.all_row is not None
                                                     else False)
         # Records per segment from the data-quality table, which counts every record.
@@ -490,17 +491,22 @@ class Monitor:
             per_cell = np.einsum("ck,ckm->cm", c, log_alt) - log_predictive_of_counts(
                 self._alpha[f], self.seen[f], c)[:, None]
             np.add.at(step[:, self.sr.components(f)], segment_of_cell, per_cell)
+            np.add.at(scored[:, f], segment_of_cell, c.sum(axis=1))
             self.seen[f] += c * learn[:, None]
         if self.all_row is not None:
             step[self.all_row] = step[: self.n_segments].sum(axis=0)
+            scored[self.all_row] = scored[: self.n_segments].sum(axis=0)
             segment_n = np.r_[segment_n, segment_n.sum()]
+        # As per record: a feature none of whose records the batch scores does not step.
+        moves = np.repeat(scored > 0, self.sr.ends - self.sr.starts, axis=1)
         view = _CountsEvidence(evidence, self.window)
         for s in np.flatnonzero(segment_n):
             with np.errstate(over="ignore"):  # an e-value beyond e^709 is capped all the same
                 batch_ratio = np.exp(step[s])[None, :]
             # The records path's run over one row, the batch, whose evidence stands for its records.
             found = self._run_segment(int(s), np.zeros(1, dtype=np.int64),
-                                      lambda *state: self.sr.run(*state, batch_ratio, view.times), view)
+                                      lambda *state: self.sr.run(*state, batch_ratio, view.times, moves[s][None]),
+                                      view)
             events += [event for _, event in found]
             self.segment_records[s] += int(segment_n[s])
         self.n_production += int(segment_n[: self.n_segments].sum())
