@@ -32,6 +32,7 @@ positions count decisions instead, from ``first_decision``, so that each decisio
 from __future__ import annotations
 
 import gzip
+import itertools
 import math
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -425,6 +426,7 @@ def parse_values(
 
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark, before a file's first line only
 _NON_FINITE = re.compile(rb"(?<![\w\"])-?(?:NaN|Infinity)(?![\w\"])")
 
 
@@ -434,6 +436,11 @@ def _hint(raw: bytes, reason: str) -> str:
         return " (the value is gzip-compressed: send the JSON itself; Kafka compresses batches on its own)"
     if reason == "not_json" and _NON_FINITE.search(raw):
         return " (NaN and Infinity are not JSON numbers: write null, or leave the field out)"
+    if reason == "not_object" and raw.lstrip()[:1] == b"[":
+        return " (a JSON array: Janus reads one record per line (JSONL); `jq -c '.[]'` turns an array into lines)"
+    if reason == "not_json" and raw.strip() in (b"[", b"{"):
+        return (" (the file looks like indented JSON: Janus reads one record per line (JSONL); "
+                "`jq -c '.[]'` turns an array into lines, `jq -c .` a stream of objects)")
     if reason == "missing_field" and b'"resourceSpans"' in raw[:1000]:
         return " (this is an OTLP/JSON trace export: read it with `--format otlp-json`, or `[input] format`)"
     return ""
@@ -452,7 +459,10 @@ def iter_jsonl_chunks(path: str | Path, chunk_size: int = 4096) -> Iterator[list
     with Path(path).open("rb") as raw:
         compressed = raw.read(2) == _GZIP_MAGIC
     with (gzip.open(path, "rb") if compressed else Path(path).open("rb")) as fh:
-        for line in fh:
+        first = fh.readline()
+        if first.startswith(_BOM):  # some Windows editors and exporters begin a file with one
+            first = first[len(_BOM):]
+        for line in itertools.chain((first,) if first else (), fh):
             chunk.append(line.rstrip(b"\r\n"))
             if len(chunk) >= chunk_size:
                 yield chunk

@@ -163,8 +163,22 @@ def test_a_gzip_compressed_log_is_read_as_its_lines(tmp_path):
         (f"{path}:2", "empty"), (f"{path}:3", "not_json")]
 
 
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_byte_order_mark_before_the_first_line_is_not_part_of_the_record(tmp_path, compressed):
+    import gzip
+
+    data = b"\xef\xbb\xbf" + b"\n".join([orjson.dumps(record()), orjson.dumps(record(decision_id="d2"))])
+    path = tmp_path / ("bom.jsonl.gz" if compressed else "bom.jsonl")
+    path.write_bytes(gzip.compress(data) if compressed else data)
+    result = read_decisions(path)
+    assert [d.decision_id for d in result.decisions] == ["d1", "d2"] and not result.rejections
+
+
 @pytest.mark.parametrize("value, hint", [
     (orjson.dumps({"resourceSpans": [{"scopeSpans": []}]}), "read it with `--format otlp-json`"),
+    (orjson.dumps([record(), record(decision_id="d2")]), "a JSON array: Janus reads one record per line"),
+    (b"[", "the file looks like indented JSON"),
+    (b"  {  ", "the file looks like indented JSON"),
     (b'{"decision_id": "d1", "latency_ms": NaN}', "NaN and Infinity are not JSON numbers"),
     (b'{"decision_id": "d1", "latency_ms": -Infinity}', "NaN and Infinity are not JSON numbers"),
     (b"\x1f\x8b\x08\x00garbage", "gzip-compressed"),

@@ -373,3 +373,16 @@ def test_janus_main_dispatches_simulate(tmp_path):
     assert main(argv) == 0
     assert sorted(p.name for p in out.iterdir()) == ["evaluation.jsonl", "production.jsonl", "truth.json"]
     assert main(argv[:2] + ["nope"] + argv[3:]) == 2
+
+
+def test_a_short_production_log_moves_the_default_change_into_it(tmp_path):
+    """Without --change-at, a log shorter than the default change point (5,000) still runs: the
+    change starts a quarter of the way in."""
+    import json
+
+    from detector.cli import main
+
+    out = tmp_path / "sim"
+    assert main(["simulate", "--scenario", "compliance-gap", "--seed", "2", "--out", str(out),
+                 "--evaluation", "50", "--production", "400"]) == 0
+    assert json.loads((out / "truth.json").read_text())["change_index"] == 100

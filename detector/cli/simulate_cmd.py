@@ -42,8 +42,9 @@ def register(p: argparse.ArgumentParser) -> None:
         help=f"number of production records (default {DEFAULT_N_PRODUCTION})",
     )
     p.add_argument(
-        "--change-at", type=int, default=DEFAULT_CHANGE_AT, metavar="N",
-        help=f"0-based production index where the change starts (default {DEFAULT_CHANGE_AT})",
+        "--change-at", type=int, default=None, metavar="N",
+        help=f"0-based production index where the change starts (default {DEFAULT_CHANGE_AT}, or a quarter "
+             "of --production when that is shorter)",
     )
     p.add_argument("--model-id", default=DEFAULT_MODEL_ID, metavar="M", help=f"model_id (default {DEFAULT_MODEL_ID})")
     p.set_defaults(handler=run)
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         n_evaluation=args.evaluation,
         n_production=args.production,
-        change_at=args.change_at,
+        change_at=args.change_at if args.change_at is not None else min(DEFAULT_CHANGE_AT, args.production // 4),
         model_id=args.model_id,
     )
     paths = write_logs(logs, args.out)
