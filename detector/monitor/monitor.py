@@ -32,7 +32,7 @@ from detector.monitor.alerts import SEVERITY, AlertEvent, describe, iso_time
 from detector.monitor.detectors import (DOWN, SHARE, UP, Component, alternative_table, component_weights,
                                         feature_components)
 from detector.monitor.history import History
-from detector.monitor.nulls import dirichlet_alpha, floored, log_predictive_of_counts, predictive, running_count
+from detector.monitor.nulls import dirichlet_alpha, log_predictive_of_counts, predictive, sequential_predictive
 from detector.monitor.shiryaev_roberts import RatioTable, Run, ShiryaevRoberts
 from detector.records import Decision
 
@@ -120,6 +120,7 @@ class Monitor:
             self.components.append(comps)
             sizes.append(len(comps))
         self._n_codes = [a.shape[1] for a in self._alpha]
+        self._alpha_per_cell = [a.sum(axis=1) for a in self._alpha]
         self._data_column = fz.feature_index("data_quality")
         self._baseline_shares = [baseline.shares(j) for j in self.features]
         n_features = len(self.features)
@@ -258,20 +259,14 @@ class Monitor:
                 continue
             k = self._n_codes[f]
             cells = matrix.cells[rows, j].astype(np.int64)
-            codes = matrix.codes[rows, j].astype(np.int64)
+            key = cells * k + matrix.codes[rows, j]
             learn = learning_segment[matrix.segments[rows], f] & self._learns
-            key = cells * k + codes
-            before_key = np.zeros(len(rows))
-            before_cell = np.zeros(len(rows))
-            if learn.any():
-                before_key[learn] = running_count(key[learn])
-                before_cell[learn] = running_count(cells[learn])
-            alpha, seen = self._alpha[f], self.seen[f]
+            seen = self.seen[f]
+            flat = seen.reshape(-1)  # learns in place (a copy only if `seen` were not contiguous)
             keys[rows, f] = key
-            null[rows, f] = floored(alpha.ravel()[key] + seen.ravel()[key] + before_key) / (
-                alpha.sum(axis=1)[cells] + seen.sum(axis=1)[cells] + before_cell)
-            if learn.any():
-                self.seen[f] += np.bincount(key[learn], minlength=seen.size).reshape(seen.shape)
+            null[rows, f] = sequential_predictive(key, cells, learn, self._alpha[f].ravel(), self._alpha_per_cell[f],
+                                                  flat, seen.sum(axis=1))
+            self.seen[f] = flat.reshape(seen.shape)
         return keys, null
 
     def update_matrix(self, matrix: FeatureMatrix, decision_ids: Sequence[str], positions: np.ndarray,

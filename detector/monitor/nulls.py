@@ -44,6 +44,7 @@ change keeps its alert instead of being learnt as the new normal.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from scipy.special import gammaln
 
@@ -80,22 +81,33 @@ def floored(pseudo_counts: np.ndarray) -> np.ndarray:
     return np.maximum(pseudo_counts, FIRST_OCCURRENCE_FLOOR)
 
 
-def running_count(keys: np.ndarray) -> np.ndarray:
-    """For each position, how many earlier positions hold the same key.
+@numba.njit(cache=True, nogil=True)
+def sequential_predictive(keys, cells, learn, alpha, alpha_per_cell, seen, seen_per_cell):  # pragma: no cover
+    """``m_t`` of each record of a batch, in order: ``(α + N + n_before)_key / (Σα + ΣN + n_before)_cell``
+    read with the floor, where n_before counts the batch's earlier records that ``learn`` (True: the
+    null learns this record) in the same key or cell; ``seen`` / ``seen_per_cell`` (flat N and its
+    per-cell sums) then gain the learnt records, in place. Compiled: each record's predictive needs
+    the counts of those before it (in numpy: two stable sorts per feature and batch).
 
-    >>> running_count(np.array([3, 1, 3, 3, 1])).tolist()
-    [0, 0, 1, 2, 1]
+    >>> alpha = np.array([[1.0, 1.0]]).ravel(); seen = np.zeros(2)
+    >>> sequential_predictive(np.array([0, 0, 1]), np.zeros(3, np.int64), np.ones(3, bool), alpha,
+    ...                       np.array([2.0]), seen, np.zeros(1)).tolist()
+    [0.5, 0.6666666666666666, 0.25]
+    >>> seen.tolist()
+    [2.0, 1.0]
     """
-    n = len(keys)
-    if n and 0 <= keys.min() and keys.max() < 1 << 16:  # (cell, code) keys: a radix sort, 3x faster
-        keys = keys.astype(np.uint16)
-    order = np.argsort(keys, kind="stable")
-    ordered = keys[order]
-    starts = np.concatenate(([0], np.flatnonzero(ordered[1:] != ordered[:-1]) + 1))
-    lengths = np.diff(np.append(starts, n))
-    rank = np.arange(n) - np.repeat(starts, lengths)
-    out = np.empty(n, dtype=np.int64)
-    out[order] = rank
+    out = np.empty(len(keys))
+    before = np.zeros(len(alpha))
+    before_cell = np.zeros(len(alpha_per_cell))
+    for i in range(len(keys)):
+        key, cell = keys[i], cells[i]
+        out[i] = max(alpha[key] + seen[key] + before[key], FIRST_OCCURRENCE_FLOOR) / (
+            alpha_per_cell[cell] + seen_per_cell[cell] + before_cell[cell])
+        if learn[i]:
+            before[key] += 1.0
+            before_cell[cell] += 1.0
+    seen += before
+    seen_per_cell += before_cell
     return out
 
 
