@@ -154,6 +154,10 @@ class DetectionConfig:
     prior: float = 0.5  # pseudo-records per present code in a cell's null, spread as the feature's pooled shares
     data_tolerance: float = 0.001  # data faults up to this share are part of the null (never page)
     data_shares: list[float] = field(default_factory=lambda: [0.02, 0.1])  # fault rates tested
+    # An alternative that, were it true, would give less evidence than this per record (nats, its
+    # KL from the baseline) is not watched: it could not be found within 100,000 records anyway,
+    # and each one watched costs the rest of its family's weight (docs/detection.md, section 4).
+    min_evidence_rate: float = 1e-4
     resolve_fraction: float = 0.01
     window_half_life: float = 2_000.0
     features: list[str] = field(default_factory=list)  # monitor only these (default: every feature)
@@ -303,6 +307,7 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "detection.data_tolerance": (lambda v: 0 <= v < 0.5, "in [0, 0.5)"),
     "detection.data_shares": (lambda v: len(v) > 0 and all(0 < x < 1 for x in v), "a non-empty list of fractions in (0, 1)"),
     "detection.resolve_fraction": (lambda v: 0 < v < 1, "in (0, 1)"),
+    "detection.min_evidence_rate": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "detection.window_half_life": _POSITIVE,
     "detection.tilts": (lambda v: len(v) > 0 and all(t > 1 for t in v), "a non-empty list of factors > 1"),
     "detection.model_arl": (lambda v: all(a > 1 for a in v.values()), "a table of model_id = number > 1"),

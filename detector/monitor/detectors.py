@@ -118,3 +118,20 @@ def alternative_table(mean: np.ndarray, comps: list[Component], first_present: i
             q[:, k] = qk
         table[:, :, c] = q / np.maximum(q.sum(axis=1, keepdims=True), 1e-300)
     return table
+
+
+def evidence_rates(table: np.ndarray, mean: np.ndarray, records: np.ndarray) -> np.ndarray:
+    """Per component of ``table`` (cells, codes, components): the evidence per record it would give
+    were it true, KL(q ‖ p̄) in nats, averaged over cells weighted by their baseline ``records``.
+    An oracle that knew the change would need about (log threshold) / this many records to find it.
+
+    >>> mean = np.array([[0.5, 0.5]])
+    >>> comps = [Component(1, UP, 2.0)]
+    >>> evidence_rates(alternative_table(mean, comps, 0), mean, np.array([100])).round(4).tolist()
+    [0.0566]
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(table > 0, table / np.maximum(mean, 1e-300)[:, :, None], 1.0)
+        per_cell = (table * np.log(ratio)).sum(axis=1)  # (cells, components)
+    weights = records / max(float(records.sum()), 1.0)
+    return weights @ per_cell

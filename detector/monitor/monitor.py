@@ -30,7 +30,7 @@ from detector.features.conditions import NOVEL
 from detector.features.featurizer import MISSING_PART, FeatureRows
 from detector.monitor.alerts import SEVERITY, AlertEvent, describe, iso_time
 from detector.monitor.detectors import (DOWN, SHARE, UP, Component, alternative_table, component_weights,
-                                        feature_components)
+                                        evidence_rates, feature_components)
 from detector.monitor.history import History
 from detector.monitor.nulls import dirichlet_alpha, log_predictive_of_counts, predictive, sequential_predictive
 from detector.monitor.shiryaev_roberts import RatioTable, Run, ShiryaevRoberts
@@ -111,8 +111,13 @@ class Monitor:
             alpha = dirichlet_alpha(baseline.counts[j], first_present=first, prior=config.prior,
                                     tolerance=config.data_tolerance if spec.kind == DATA else 0.0)
             mean = predictive(alpha)
+            table = alternative_table(mean, comps, first)
+            keep = evidence_rates(table, mean, baseline.counts[j].sum(axis=1)) >= config.min_evidence_rate
+            if not keep.any():
+                continue
+            comps = [c for c, k in zip(comps, keep) if k]
             self._alpha.append(alpha)
-            self._alt.append(alternative_table(mean, comps, first).reshape(-1, len(comps)))
+            self._alt.append(table[:, :, keep].reshape(-1, len(comps)))
             self.expected.append(mean)
             self._first.append(first)
             self._conditions.append(fz.n_conditions[j])
