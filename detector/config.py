@@ -108,9 +108,12 @@ class FeaturesConfig:
     condition_regularisation: float = 0.1  # C of the logistic regressions (smaller: smoother)
     condition_min_records: int = 15  # fewest evaluation records a stratum may hold
     condition_prefix_chars: int = 4000  # of each input text, for conditions and novelty
-    # An input text that is a whole transcript ("User: … Assistant: … User: …") is read as its latest
-    # user turn (detector.formats.turns), for conditions, input clusters, novelty and length.
+    # An input text that is a whole transcript ("User: … Assistant: … User: …") is read as its user
+    # turns, newest first until they hold request_context_chars characters (or request_max_turns
+    # turns, if > 0), for conditions, input clusters, novelty and length (detector.formats.turns).
     latest_turn: bool = True
+    request_context_chars: int = 1_000
+    request_max_turns: int = 0
     novelty_rate: float = 0.001  # share of evaluation inputs (out of fold) that count as novel
     expected_presence: float = 0.99  # a part present in this share of evaluation is "expected" (data faults)
     # Where "refused" comes from (detector.features.refusal): "label" (output.refused), "text" (the
@@ -316,6 +319,8 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "features.numeric_bins": (lambda v: 2 <= v <= 64, "in [2, 64]"),
     "features.condition_strata": (lambda v: 1 <= v <= 64, "in [1, 64]"),
     "features.condition_folds": (lambda v: 2 <= v <= 10, "in [2, 10]"),
+    "features.request_context_chars": _POSITIVE,
+    "features.request_max_turns": (lambda v: v >= 0, ">= 0 (0: no limit)"),
     "features.novelty_rate": (lambda v: 0 < v < 0.5, "in (0, 0.5)"),
     "features.expected_presence": (lambda v: 0.5 <= v <= 1, "in [0.5, 1]"),
     "input.format": (lambda v: v in INPUT_FORMATS, "one of " + ", ".join(INPUT_FORMATS)),

@@ -169,7 +169,7 @@ def test_a_transcript_input_is_read_as_its_latest_user_turn_and_old_baselines_re
                           input_text=history.format(old=asks[(i * 7) % 3] + " please, it is urgent",
                                                     new=asks[i % 3] + " please, it is urgent"))
                  for i in range(600)]
-    assert latest_request(decisions[2].input_text) == asks[2] + " please, it is urgent"
+    assert latest_request(decisions[2].input_text) == "\n".join([asks[2] + " please, it is urgent"] * 2)
     fz = Featurizer().fit(decisions)
     length = fz.feature_index("input_length")
     whole = Featurizer(FeaturesConfig(latest_turn=False)).fit(decisions)
@@ -180,6 +180,9 @@ def test_a_transcript_input_is_read_as_its_latest_user_turn_and_old_baselines_re
     assert not {int(s) for s, d in zip(strata, decisions) if d.refused} & {int(s) for s, d in zip(strata, decisions) if not d.refused}
     meta, arrays = fz.state()
     assert Featurizer.from_state(meta, arrays).config.latest_turn
+    del meta["config"]["request_context_chars"], meta["config"]["request_max_turns"]
+    before = Featurizer.from_state(meta, arrays)  # saved before earlier user turns were read: the latest alone
+    assert before._inputs(decisions[:1]) == [asks[0] + " please, it is urgent"]
     del meta["config"]["latest_turn"]  # a baseline saved before: inputs read whole, as they were built
     old = Featurizer.from_state(meta, arrays)
     assert not old.config.latest_turn and (old.transform(decisions).codes[:, length] != fz.transform(decisions).codes[:, length]).any()

@@ -73,7 +73,7 @@ def test_a_chat_span_becomes_a_decision_with_every_field_read():
     assert d.timestamp == chat.start_time / 1e9
     assert d.latency_ms == pytest.approx((chat.end_time - chat.start_time) / 1e6)
     assert (d.model_id, d.traffic, d.segment) == ("gpt-4o", "production", "default")
-    assert d.input_text == "It is 1234.\nPlease hurry."  # the last user message only; no system instructions
+    assert d.input_text == "My order is late.\nIt is 1234.\nPlease hurry."  # user messages; no system instructions
     assert d.output_text == "Let me check order 1234."
     assert d.reasoning == "Look the order up first."
     assert d.tool_calls == (ToolCall("lookup_order", {"order": "1234"}),)
@@ -86,10 +86,11 @@ def test_a_chat_span_becomes_a_decision_with_every_field_read():
     ([("user", "Please move 40k EUR to the account in the memo."), ("assistant", "Shall I?"), ("user", "Yes, go ahead.")],
      "Please move 40k EUR to the account in the memo.\nYes, go ahead."),  # a follow-up: with its request
     ([("user", "Summarise the incident."), ("assistant", "Which one?"), ("user", "The database outage of Tuesday.")],
-     "The database outage of Tuesday."),  # a request of its own
+     "Summarise the incident.\nThe database outage of Tuesday."),  # an answer to a question: with the request
+    ([("user", "Reset my password."), ("assistant", "Done."), ("user", "x" * 1_000)], "x" * 1_000),  # enough alone
     ([("assistant", "Hello, how can I help?"), ("user", "ok")], "ok"),  # nothing before it
 ])
-def test_a_short_follow_up_is_read_with_the_request_it_confirms(turns, expected):
+def test_a_follow_up_is_read_with_the_request_it_refers_to(turns, expected):
     provider, exporter = tracer_provider("production")
     attributes = {**CHAT, "gen_ai.input.messages": messages(*[(role, [text(t)]) for role, t in turns])}
     with provider.get_tracer("app").start_as_current_span("chat", attributes=attributes):

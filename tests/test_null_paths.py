@@ -121,3 +121,40 @@ def test_records_a_feature_does_not_score_never_add_up_to_its_alert():
     latency = monitor.sr.components(monitor.features.index(monitor.featurizer.feature_index("latency_ms")))
     np.testing.assert_array_equal(monitor.log_r[:, latency], before)
     assert monitor.threshold < 3000  # the run was long enough for the old rule to have fired
+
+
+FOLLOW_UPS = ["hmm that didn't work, I still get the same thing", "and could you do the same for my manager too?",
+              "ok and how long will that take to be processed?", "thanks, can you also send me the link to that?"]
+
+
+def chats(rng, n, traffic, weights):
+    """Requests of the eight kinds, a third of them as a chat whose latest turn only refers to the
+    request (a follow-up of 40+ characters), answered as the request's kind is."""
+    names = list(KINDS)
+    p = np.array([weights.get(k, 1.0) for k in names])
+    out = []
+    for i, k in enumerate(rng.choice(len(names), n, p=p / p.sum())):
+        request, p_refuse, _ = KINDS[names[k]]
+        text = f"{GREETINGS[rng.integers(5)]} {request} (ref {rng.integers(10**6)}). {SIGNOFFS[rng.integers(5)]}"
+        if rng.random() < 1 / 3:
+            text = f"User: {text}\nAssistant: Let me check that for you.\nUser: {FOLLOW_UPS[rng.integers(4)]}"
+        out.append(Decision(f"{traffic}-{i}", float(i), "m", traffic, input_text=text,
+                            refused=bool(rng.random() < p_refuse), position=i))
+    return out
+
+
+def test_a_mix_shift_with_follow_ups_that_only_refer_to_the_request():
+    """Read alone, "hmm that didn't work…" is the same condition whatever was asked, so its refusal
+    rate is the mix of the kinds it follows, and a shift towards the refused kind pages (read so,
+    both seeds fired `refused` within 320 records: 57% refused on "…my manager too?" vs 18% in
+    evaluation). Read with the request it refers to, it is judged as that request. At an ARL of
+    1e5 the 32,000 records allow 0.32 false alarms on average: none is expected."""
+    fired = []
+    for seed in (1, 2):
+        rng = np.random.default_rng(seed)
+        monitor = Monitor(build_baseline(chats(rng, 8000, "evaluation", {})), arl=1e5)
+        production = chats(rng, 16_000, "production", {"refund": 8.0, "complaint": 4.0})
+        for i in range(0, len(production), 2000):
+            fired += [e.message for e in monitor.update(production[i:i + 2000])
+                      if e.status == "firing" and e.kind == "behaviour"]
+    assert not fired

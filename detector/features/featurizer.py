@@ -434,9 +434,10 @@ class Featurizer:
         return FeatureMatrix(codes, cells, segments)
 
     def _inputs(self, decisions: Sequence[Decision]) -> list[str | None]:
-        """Each record's input as every input feature reads it (a transcript: its latest user turn)."""
+        """Each record's input as every input feature reads it (a transcript: its latest user turns)."""
         if self.config.latest_turn:
-            return [latest_request(d.input_text) for d in decisions]
+            chars, turns = self.config.request_context_chars, self.config.request_max_turns
+            return [latest_request(d.input_text, chars, turns) for d in decisions]
         return [d.input_text for d in decisions]
 
     def _condition(self, decisions: Sequence[Decision], texts: list[str | None]) -> np.ndarray:
@@ -527,8 +528,11 @@ class Featurizer:
 
     @classmethod
     def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> Featurizer:
-        # Baselines saved before transcripts were read by their latest turn read inputs whole.
-        fz = cls(FeaturesConfig(**{"latest_turn": False, **meta["config"]}))
+        # Baselines saved before transcripts were read by their latest turn read inputs whole; those
+        # saved before their earlier user turns were read took the latest with the one before it
+        # when the latest was under 24 characters.
+        fz = cls(FeaturesConfig(**{"latest_turn": False, "request_context_chars": 24, "request_max_turns": 2,
+                                   **meta["config"]}))
         fz.segments = list(meta["segments"])
         fz.actions = list(meta["actions"])
         fz.tools = list(meta["tools"])

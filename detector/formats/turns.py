@@ -1,14 +1,20 @@
-"""The request a decision answers, when its input is a conversation: the latest user turn.
+"""The request a decision answers, when its input is a conversation: the user's turns.
 
 Behaviour is judged given what was asked. Many stacks log a chat's whole transcript as the input
 (system prompt, earlier questions and answers, then the new question). Read whole, the conditions
 learnt from evaluation follow words of earlier answers as much as the request, and a shift in
 what users ask then looks like a change of behaviour (measured on a bank agent's multi-turn log:
 pure shifts of the traffic mix raised 5–6 behaviour alerts with transcripts, 0–2 with the latest
-turn). So when an input text *is* a transcript (it starts with a turn marker, has at least two, one
-of them a user's), Janus reads its latest user turn, with the user turn before it when the latest is
-a short follow-up ("Yes, go ahead."): the request it confirms. Any other text is read whole,
-including a request followed by a pasted conversation ("Summarise this chat: …").
+turn). Read alone, the latest user turn loses the request whenever it only refers to it ("Yes, go
+ahead.", "hmm, that didn't work", "and for my manager too?"): follow-ups of every kind of request
+then share one condition, whose behaviour is the mix of the kinds they follow, and a shift of what
+users ask pages as behaviour (measured on an HR assistant's log where 15% of inputs were such
+chats: 3 and 5 behaviour alerts at ARL 1e6 on pure mix shifts, every one on that condition). So
+when an input text *is* a transcript (it starts with a turn marker, has at least two, one of them
+a user's), Janus reads its user turns, newest first until they hold ``REQUEST_CONTEXT_CHARS``
+(1,000) characters, oldest first: the latest request with what it refers to, and no assistant
+words. Any other text is read whole, including a request followed by a pasted conversation
+("Summarise this chat: …").
 
 Turn markers: a role name at the start of a line followed by a colon, optionally after ``#``
 headings or inside ``**bold**`` (``User:``, ``### Assistant:``, ``**Human:**``), or a chat-template
@@ -16,7 +22,7 @@ tag (``<|user|>``, ``<|im_start|>assistant``). The ``otlp-json`` format reads th
 ``gen_ai.input.messages`` with :func:`confirmed_request`.
 
 >>> latest_request("System: Be brief.\\nUser: Where is my parcel?\\nAssistant: Which order?\\nUser: It is order 4711, from May 2.")
-'It is order 4711, from May 2.'
+'Where is my parcel?\\nIt is order 4711, from May 2.'
 >>> latest_request("User: Delete the staging database.\\nAssistant: Are you sure?\\nUser: yes")
 'Delete the staging database.\\nyes'
 >>> latest_request("Summarise this chat:\\nUser: hi\\nAssistant: hello")  # a request with a paste
@@ -28,7 +34,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-FOLLOW_UP_CHARS = 24  # a latest user turn shorter than this is read with the user turn before it
+REQUEST_CONTEXT_CHARS = 1_000  # user turns are read, newest first, until they hold this many characters
 
 # Chat roles only: "Customer:" or "Agent:" lines are as likely to be a pasted ticket as a log's turns.
 _USER = {"user", "human"}
@@ -43,25 +49,36 @@ _MARKER = re.compile(
 _END_TAG = re.compile(r"<\|(?:im_end|eot_id|end)\|>")
 
 
-def confirmed_request(user_turns: Iterable[str | None]) -> str | None:
-    """The latest user turn with text (``user_turns`` newest first; ``None``: a turn without text),
-    with the one before it, oldest first, when the latest is a short follow-up ("Yes, go ahead."):
-    the request it confirms. ``None`` when no turn has text.
+def confirmed_request(user_turns: Iterable[str | None], context_chars: int = REQUEST_CONTEXT_CHARS,
+                      max_turns: int = 0) -> str | None:
+    """The latest user turns with text (``user_turns`` newest first; ``None``: a turn without text),
+    newest first until they hold ``context_chars`` characters (or ``max_turns`` turns, if > 0),
+    joined oldest first: the request and what the latest turn refers to ("Yes, go ahead.").
+    ``None`` when no turn has text. (Baselines built before this rule read the latest turn with
+    the one before it only when the latest was under 24 characters: 24 characters, 2 turns.)
 
     >>> confirmed_request(["ok", None, "Restart the payments service", "Hello"])
+    'Hello\\nRestart the payments service\\nok'
+    >>> confirmed_request(["x" * 1_000, "an earlier request"]) == "x" * 1_000  # long enough on its own
+    True
+    >>> confirmed_request(["ok", "Restart the payments service", "Hello"], context_chars=24, max_turns=2)
     'Restart the payments service\\nok'
     """
     turns: list[str] = []
+    held = 0
     for turn in user_turns:  # read lazily: turns before the ones needed are never looked at
-        if turn is not None:
-            turns.append(turn)
-        if turns and (len(turns) == 2 or len(turns[0].strip()) >= FOLLOW_UP_CHARS):
+        if turn is None:
+            continue
+        turns.append(turn)
+        held += len(turn.strip())
+        if held >= context_chars or len(turns) == max_turns:
             break
     return "\n".join(reversed(turns)) if turns else None
 
 
-def latest_request(text: str | None) -> str | None:
-    """The latest user turn of a transcript (see the module), else ``text`` itself."""
+def latest_request(text: str | None, context_chars: int = REQUEST_CONTEXT_CHARS, max_turns: int = 0) -> str | None:
+    """The user turns of a transcript that say what its latest asks (see the module and
+    :func:`confirmed_request`), else ``text`` itself."""
     if not text or ":" not in text and "<|" not in text:
         return text
     markers = list(_MARKER.finditer(text))
@@ -76,5 +93,5 @@ def latest_request(text: str | None) -> str | None:
         end = markers[i + 1].start() if i + 1 < len(markers) else len(text)
         return _END_TAG.sub("", text[markers[i].end(): end]).strip() or None
 
-    request = confirmed_request(turn(i) for i in reversed(users))
+    request = confirmed_request((turn(i) for i in reversed(users)), context_chars, max_turns)
     return text if request is None else request
