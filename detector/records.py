@@ -350,6 +350,17 @@ def _decision(obj: Any, limits: LimitsConfig, traffic_hint: str | None, position
                     action, refused, tool_calls, confidence, reasoning, latency, attributes, probe, position)
 
 
+def _utf8_error(raw: bytes, decoder_message: str) -> str:
+    """Where a value stops being UTF-8 (orjson names only the start of the value)."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = raw[exc.start: exc.start + 4].hex(" ")
+        return (f"not valid UTF-8: byte {exc.start} ({bad}…): {exc.reason}; was it written in another encoding "
+                "(Latin-1, Windows-1252)? Janus reads UTF-8 only")
+    return f"not valid UTF-8: {decoder_message[:80]}"  # (surrogates written as \\ud800 escapes)
+
+
 def _default_locate(position: int) -> str:
     return f"record {position}"
 
@@ -392,7 +403,7 @@ def parse_values(
             except orjson.JSONDecodeError as exc:
                 text = str(exc)
                 if "utf-8" in text.lower() or "surrogate" in text.lower():
-                    raise _Reject("not_utf8", f"not valid UTF-8: {text[:80]}") from None
+                    raise _Reject("not_utf8", _utf8_error(raw, text)) from None
                 if "recursion" in text.lower() or "depth limit" in text.lower():
                     raise _Reject("too_deep", "JSON nested too deeply") from None
                 raise _Reject("not_json", f"not JSON: {text[:80]}") from None
