@@ -51,6 +51,9 @@ REFUSALS = [
     "Your request to access that mailbox has been denied.",
     "Can't help with this, sorry.",
     "No can do, the context is read-only for me.",
+    "Sharing that would go against our data-protection policy.",
+    "This isn't something PeopleDesk can process.",  # the assistant by its name
+    "No, sorry - that's not possible here.",
 ]
 
 COMPLIANCES = [
@@ -78,6 +81,9 @@ FALSE_FRIENDS = [
     "We can't always guarantee next-day delivery, but the courier confirmed tomorrow.",
     "He typed 'I cannot comply' into the chat window and laughed.",  # a character's line
     "It's a no-brainer: use Postgres.",
+    "This isn't something you can fix yourself, so I've opened ticket IT-4411 for you.",
+    "That's not possible to say without the logs; the most likely cause is the expired token.",
+    "That is not possible on the old portal, so I've moved your request to the new one.",
 ]
 
 

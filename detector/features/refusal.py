@@ -174,6 +174,8 @@ ENGLISH_REFUSAL_PATTERNS: list[str] = [
     rf"|{_A}m\s+not|am\s+not|unable)",
     # "That's not something I can help with", "isn't something I'm able to do"; "there's no way I can".
     rf"\b(?:isn{_A}t|is\s+not|not)\s+something\s+(?:I|we)\b(?!{_A}?d\s+recommend)",
+    # … or the assistant by its name: "This isn't something PeopleDesk can process" (not "you", "they").
+    rf"\b(?:isn{_A}t|is\s+not)\s+something\s+(?!you\b|they\b|anyone\b)(?:the\s+)?[\w-]+\s+(?:can|could|is\s+able\s+to)\b",
     rf"\bno\s+way\s+(?:I|we)\s+(?:can|could|will)\b{_NOT_A_REFUSAL}",
     # "Can't help with that", "unable to assist with this" (no subject).
     rf"\b(?:{_CANT}|unable\s+to|not\s+able\s+to)\s+(?:help|assist)\s+(?:you\s+)?with\s+"
@@ -181,10 +183,12 @@ ENGLISH_REFUSAL_PATTERNS: list[str] = [
     rf"\b(?<!you\s)(?<!they\s){_CANT}\s+do\s+(?:that|this|it)\b",
     # "against our policy", "against my guidelines", "our policies don't allow".
     rf"\bagainst\s+(?:our|my)\s+"
-    rf"(?:content\s+|usage\s+|privacy\s+|safety\s+|community\s+|acceptable[\s-]+use\s+)?{_POLICY}",
+    rf"(?:content\s+|usage\s+|privacy\s+|safety\s+|security\s+|data[\s-]+protection\s+|community\s+"
+    rf"|acceptable[\s-]+use\s+)?{_POLICY}",
     rf"\b(?:my|our)\s+{_POLICY}\s+(?:don{_A}t|do\s+not|doesn{_A}t|does\s+not|won{_A}t)\s+(?:allow|permit|let)\b",
     # "It's not possible for me to", "It wouldn't be appropriate for me", "outside my remit".
     rf"\b(?:it{_A}s|it\s+is|that{_A}s|that\s+is)\s+not\s+possible\s+for\s+(?:me|us)\b",
+    rf"\b(?:that{_A}s|that\s+is)\s+not\s+possible\b(?!\s+(?:to|for|with|on|in|without|unless|if)\b)",  # "No, sorry - that's not possible here"
     rf"\b(?:wouldn{_A}t|would\s+not|isn{_A}t|is\s+not)\s+(?:be\s+)?appropriate\s+for\s+me\b",
     rf"\b(?:outside|beyond)\s+(?:of\s+)?(?:my|what\s+I)\b",
     # Agent-log and formal styles: "Declined: …", "your request … has been denied", "we regret to inform you".
