@@ -412,7 +412,7 @@ def parse_values(
                 continue
             converted = convert(obj, traffic)
         except _Reject as rej:
-            detail = rej.detail + (_hint(raw, rej.reason) if convert is None else "")
+            detail = rej.detail + _hint(raw, rej.reason, janus=convert is None)
             rejections.append(Rejection(position, rej.reason, f"{locate(position)}: {detail}", raw))
             continue
         result.skipped += converted.skipped
@@ -431,7 +431,7 @@ def parse_values(
             except _Reject as rej:
                 # The detail starts with the Janus field ("model_id: …"); the format adds where it read it.
                 source = fmt.source(rej.detail.split(":", 1)[0].split("[", 1)[0])
-                detail = f"{rej.detail} ({source})" if source else rej.detail
+                detail = (f"{rej.detail} ({source})" if source else rej.detail) + _hint(raw, rej.reason, janus=False)
                 rejections.append(Rejection(position, rej.reason, f"{place}: {detail}", raw))
     return result
 
@@ -441,8 +441,9 @@ _BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark, before a file's first line on
 _NON_FINITE = re.compile(rb"(?<![\w\"])-?(?:NaN|Infinity)(?![\w\"])")
 
 
-def _hint(raw: bytes, reason: str) -> str:
-    """What the value most likely is, when it is not a Janus record at all (said once per rejection)."""
+def _hint(raw: bytes, reason: str, janus: bool = True) -> str:
+    """What the value most likely is, when it is not a record at all (said once per rejection); the
+    OTLP hint only for Janus's own format (``janus``), the others for any."""
     if raw[:2] == _GZIP_MAGIC:
         return " (the value is gzip-compressed: send the JSON itself; Kafka compresses batches on its own)"
     if reason == "not_json" and _NON_FINITE.search(raw):
@@ -452,7 +453,7 @@ def _hint(raw: bytes, reason: str) -> str:
     if reason == "not_json" and raw.strip() in (b"[", b"{"):
         return (" (the file looks like indented JSON: Janus reads one record per line (JSONL); "
                 "`jq -c '.[]'` turns an array into lines, `jq -c .` a stream of objects)")
-    if reason == "missing_field" and b'"resourceSpans"' in raw[:1000]:
+    if janus and reason == "missing_field" and b'"resourceSpans"' in raw[:1000]:
         return " (this is an OTLP/JSON trace export: read it with `--format otlp-json`, or `[input] format`)"
     return ""
 

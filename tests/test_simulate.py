@@ -14,7 +14,8 @@ from detector.cli import simulate_cmd
 from detector.config import FeaturesConfig
 from detector.errors import JanusError
 from detector.records import parse_values
-from detector.simulate import KINDS, RECAP_SENTENCES, SCENARIOS, TOOLS, UNMONITORED_SENTENCES, simulate, write_logs
+from detector.simulate import (DEFAULT_CHANGE_AT, KINDS, RECAP_SENTENCES, SCENARIOS, TOOLS, UNMONITORED_SENTENCES,
+                               simulate, write_logs)
 
 SEED = 11
 # Smaller than the defaults (20k/20k/5k) to keep this file fast, but large enough that each rate
@@ -335,7 +336,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def test_cli_defaults_follow_the_spec():
     args = _parser().parse_args(["--scenario", "no-change", "--seed", "1", "--out", "x"])
-    assert (args.evaluation, args.production, args.change_at, args.model_id) == (20_000, 20_000, 5_000, "triage-agent")
+    # --change-at: 5,000 unless the production log is shorter than 20,000 (see the test below)
+    assert (args.evaluation, args.production, args.change_at, args.model_id) == (20_000, 20_000, None, "triage-agent")
+    assert min(DEFAULT_CHANGE_AT, args.production // 4) == 5_000
 
 
 def test_cli_writes_the_three_files(tmp_path, capsys):
