@@ -298,3 +298,20 @@ def test_usage_errors_exit_2(capsys):
         main(["baseline", "build", "--input", "x.jsonl"])  # --reason is required
     assert exc.value.code == 2
     assert "--reason" in capsys.readouterr().err
+
+
+def test_build_and_show_warn_when_many_evaluation_inputs_are_novel(built, tmp_path):
+    """With 5% of evaluation inputs novel (features.novelty_rate = 0.05), behaviour on a twentieth
+    of the traffic would never be tested: build and show both say so; the default (0.1%) does not."""
+    store = tmp_path / "s"
+    config = tmp_path / "janus.toml"
+    config.write_text("[features]\nnovelty_rate = 0.05\n")
+    rc, out, err = _run(["--config", str(config), "baseline", "build", "--input", str(built["second"]),
+                         "--store", str(store), "--reason", "r", "--activate"])
+    assert (rc, err) == (0, "")
+    warning = [line for line in out.splitlines() if "evaluation inputs are novel or unsettled" in line]
+    assert len(warning) == 1 and float(warning[0].split("%")[0].removeprefix("warning: ")) >= 5.0
+    assert "never tested" in warning[0]
+    rc, out, _ = _run(["--config", str(config), "baseline", "show", MODEL, "--store", str(store)])
+    assert rc == 0 and "evaluation inputs are novel or unsettled" in out
+    assert "novel or unsettled" not in built["a"][1]  # the default rate, on the same agent's logs

@@ -144,7 +144,7 @@ def _build(args) -> int:
     if rejected:
         print(f"rejected: {rejections_text(rejected, parsed.rejections[0].message, args.rejects_out)}")
     for baseline in result.baselines.values():
-        for line in _sample_size_warning(baseline, config):
+        for line in _sample_size_warning(baseline, config) + _untested_warning(baseline):
             print(line)
     return 0
 
@@ -196,6 +196,21 @@ def _sample_size_warning(baseline, config, arl: float | None = None) -> list[str
     lines.append("  (delay ~ (log(ARL*F) + log K) / drift per record; `janus baseline show --json` lists every code; "
                  "see docs/analyst-guide.md)")
     return lines
+
+
+UNTESTED_WARN = 0.05  # share of evaluation inputs novel or unsettled above which build and show warn
+
+
+def _untested_warning(baseline) -> list[str]:
+    """A line warning that many evaluation inputs are novel or unsettled: behaviour on inputs like
+    them is never scored, so a change confined to them shows only as input drift."""
+    j = baseline.featurizer.feature_index("novel_input")
+    share = float(baseline.shares(j)[-1])  # the "yes" code
+    if share <= UNTESTED_WARN:
+        return []
+    return [f"warning: {100 * share:.1f}% of {baseline.ref}'s evaluation inputs are novel or unsettled (too few like "
+            "them to judge behaviour by): behaviour on such inputs is never tested, only counted by novel_input "
+            "(docs/detection.md, Limits, \"Novel inputs are blind spots\")"]
 
 
 def _list(args) -> int:
@@ -251,6 +266,8 @@ def _show(args) -> int:
           + (f"; the most demanding needs ~{short[0].needed:,} evaluation records:" if short else ""))
     for a in short[:3]:
         print(f"    {a.sentence()}")
+    for line in _untested_warning(baseline):
+        print(f"  {line}")
     return 0
 
 
