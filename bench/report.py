@@ -253,6 +253,12 @@ def goals(results: dict) -> list[str]:
             out.append(f"- realistic {name} logs, no change, steady operation: {a['alerts']} alerts in {a['records']:,} "
                        f"records, {_fmt(a['records_per_alert'])} records per false alarm, {_fmt(ratio, 1)}× the "
                        f"configured ARL (goal: between 1× and {GOALS['arl_ratio_max']}×): **{'met' if ok else 'missed'}**")
+    ind = results.get("independent")
+    if ind:
+        at_1e6 = [r["behaviour"].get("1e+06", 0) for r in ind["null"]]
+        out.append(f"- a generator Janus was not built with (bench/peopledesk_logs.py), behaviour given the request "
+                   f"unchanged: {sum(at_1e6)} behaviour alerts at ARL 1e6 over {len(at_1e6)} logs (goal 0): "
+                   f"**{'met' if sum(at_1e6) == 0 else 'missed'}**")
     tp = results.get("throughput")
     if tp:
         for b in tp.get("backtest", []):
@@ -388,6 +394,37 @@ def realistic_section(real: dict | None) -> list[str]:
         others = sorted({o for r in case["runs"] for o in r["other"]})
         lines.append(f"| {case['case']} | {case['records']:,} | {', '.join(str(r['behaviour']) for r in case['runs'])} "
                      f"| {', '.join(others) or '–'} |")
+    return lines + [""]
+
+
+def _power_of_ten(value: str | float) -> str:
+    """1e+06 → "1e6"."""
+    return f"1e{round(math.log10(float(value)))}"
+
+
+def independent_section(ind: dict | None) -> list[str]:
+    """Janus on a log generator it was not built with (bench/independent.py)."""
+    if not ind:
+        return []
+    arls = list(ind["null"][0]["behaviour"]) if ind["null"] else []
+    lines = ["## A log generator Janus was not built with", "",
+             "`bench/peopledesk_logs.py`: an HR / benefits / IT-helpdesk assistant, written by a teammate who had read "
+             "Janus's docs but not its code or generators (twelve kinds in German and English, boilerplate and typos "
+             "around requests, 15% chats whose latest turn only refers to the request, markdown answers of 200–4,500 "
+             f"characters, refusals worded twenty ways). One baseline of {ind['n_evaluation']:,} evaluation records "
+             f"({100 * ind['novel_share']:.1f}% of its inputs novel or unsettled: behaviour on inputs like them is not "
+             "tested); each production log through a fresh monitor at each ARL.", "",
+             "| under the null | records | behaviour alerts at ARL " + " / ".join(_power_of_ten(a) for a in arls) + " |",
+             "|---|---|---|"]
+    for row in ind["null"]:
+        lines.append(f"| {row['case']} (seed {row['seed']}) | {row['records']:,} | "
+                     + " / ".join(str(row["behaviour"][a]) for a in arls) + " |")
+    lines += ["", f"| change on one kind, from record {ind['change_at']:,} | records | first behaviour alert after the "
+              "change at ARL " + " / ".join(_power_of_ten(a) for a in arls) + " |", "|---|---|---|"]
+    for row in ind["changes"]:
+        lines.append(f"| {row['case']} | {row['records']:,} | "
+                     + " / ".join(_fmt(row["delay"][a]) if row["delay"][a] is not None else "not found"
+                                  for a in arls) + " |")
     return lines + [""]
 
 
@@ -616,6 +653,7 @@ def markdown(results: dict, images: list[str], image_prefix: str) -> str:
                       f"({_fmt(r['records_per_s'])}/s wall). The River pipeline does not featurise text "
                       "(clusters, oversight phrases) nor condition on the input.", ""]
     lines += realistic_section(results.get("realistic"))
+    lines += independent_section(results.get("independent"))
     lines += refusal_section(results.get("refusal"))
     tp = results.get("throughput")
     if tp:

@@ -41,6 +41,8 @@ def part_commands(quick: bool, backtest_records: str | None = None, serve_record
             "whole": [str(HERE / "whole_stream.py"), *flag],
             "realistic": [str(HERE / "realistic_logs.py"), *flag],
             "refusal": [str(HERE / "refusal_recogniser.py"), *flag],
+            # A log generator Janus was not built with (bench/peopledesk_logs.py): the null and changes.
+            "independent": [str(HERE / "independent.py"), *flag],
             "throughput": [str(HERE / "throughput.py"), *backtest, *serve],
             # Per-stage rates (parse, featurise, detect) from bench/stages.py; its serve part is
             # left to throughput.py, which runs `janus serve` itself.
@@ -53,7 +55,7 @@ def part_commands(quick: bool, backtest_records: str | None = None, serve_record
 
 # CPU-bound detection parts: one lane per core, a lane's parts one after the other; the single-stream
 # changes are split so that both lanes take about as long. The other parts then run alone.
-LANES = (("single-2", "realistic"), ("whole", "single-1", "refusal"))
+LANES = (("single-2", "realistic"), ("whole", "single-1", "refusal", "independent"))
 SINGLE_PARTS = ("single-1", "single-2")  # merged, in this order, into results["single_stream"]
 
 
