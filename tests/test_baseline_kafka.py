@@ -20,6 +20,7 @@ from clirun import run_cli as _run
 from detector.baseline import BaselineStore, build_baseline
 from detector.cli.kafka_range import ProgressReporter, parse_time
 from detector.errors import JanusError
+from detector.monitor import Monitor
 from detector.records import parse_values
 from detector.report.advice import _bernoulli_kl, _drift, _tilt, needed_records, promotion_check, \
     sample_size_advice
@@ -328,6 +329,9 @@ def test_small_sample_warning_and_show_advice(two_stores):
     refused = next(c for c in info["codes"] if c["feature"] == "refused")
     baseline = BaselineStore(store).load(MODEL, "1")
     (advice,) = [a for a in sample_size_advice(baseline, arl=1e4) if a.feature == "refused"]
+    monitor = Monitor(baseline, arl=1e4)  # the advice prices the family and the budget the Monitor watches
+    column = monitor.features.index(baseline.featurizer.feature_index("refused"))
+    assert (advice.n_features, advice.family) == (len(monitor.features), len(monitor.components[column]))
     kl = float(_bernoulli_kl(_tilt(advice.rate, 2.0), advice.rate))
     expected = (math.log(1e4) + math.log(advice.n_features) + math.log(advice.family)) / kl
     assert refused["exact_delay"] == pytest.approx(expected, rel=1e-3)

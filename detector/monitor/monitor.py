@@ -59,7 +59,8 @@ class Share:
 
 
 def feature_family(spec: FeatureSpec, config: DetectionConfig) -> list[Component]:
-    """The alternatives a Monitor watches a feature with (empty: the feature is not watched)."""
+    """The alternatives of a feature's family, before :func:`watched_feature` drops those no
+    detector could find (empty: the feature has none)."""
     if spec.kind == DATA:  # faults only matter when they become more frequent, at a rate
         return [Component(k, UP, x, SHARE) for k in range(1, spec.n_codes) for x in config.data_shares]
     # An input mix that changes makes some input code more frequent: for unordered input features
@@ -68,6 +69,36 @@ def feature_family(spec: FeatureSpec, config: DetectionConfig) -> list[Component
     up_only = spec.kind == INPUT and not spec.ordered
     return feature_components(spec.n_codes, spec.ordered, list(config.tilts), list(config.shares),
                               first_present=spec.first_present, directions=(UP,) if up_only else (UP, DOWN))
+
+
+@dataclass(frozen=True)
+class WatchedFeature:
+    """How a Monitor watches one feature: its null's posterior and the alternatives worth watching."""
+
+    components: list[Component]
+    alpha: np.ndarray  # posterior Dirichlet parameters per (cell, code)
+    mean: np.ndarray  # the baseline's posterior mean P(code | cell)
+    table: np.ndarray  # q(code | cell) per component, flat rows cell * codes + code
+
+
+def watched_feature(spec: FeatureSpec, counts: np.ndarray, config: DetectionConfig) -> WatchedFeature | None:
+    """The feature's family (:func:`feature_family`) less the alternatives that would give under
+    ``config.min_evidence_rate`` per record were they true, given its baseline ``counts``; None
+    when none is left (the feature is not watched). The Monitor and the sample-size advice both
+    read the family from here."""
+    comps = feature_family(spec, config)
+    if not comps:
+        return None
+    first = spec.first_present
+    alpha = dirichlet_alpha(counts, first_present=first, prior=config.prior,
+                            tolerance=config.data_tolerance if spec.kind == DATA else 0.0)
+    mean = predictive(alpha)
+    table = alternative_table(mean, comps, first)
+    keep = evidence_rates(table, mean, counts.sum(axis=1)) >= config.min_evidence_rate
+    if not keep.any():
+        return None
+    kept = [c for c, k in zip(comps, keep) if k]
+    return WatchedFeature(kept, alpha, mean, table[:, :, keep].reshape(-1, len(kept)))
 
 
 class Monitor:
@@ -104,26 +135,17 @@ class Monitor:
         for j, spec in enumerate(fz.specs):
             if config.features and spec.name not in config.features:
                 continue
-            first = spec.first_present
-            comps = feature_family(spec, config)
-            if not comps:
+            watched = watched_feature(spec, baseline.counts[j], config)
+            if watched is None:
                 continue
-            alpha = dirichlet_alpha(baseline.counts[j], first_present=first, prior=config.prior,
-                                    tolerance=config.data_tolerance if spec.kind == DATA else 0.0)
-            mean = predictive(alpha)
-            table = alternative_table(mean, comps, first)
-            keep = evidence_rates(table, mean, baseline.counts[j].sum(axis=1)) >= config.min_evidence_rate
-            if not keep.any():
-                continue
-            comps = [c for c, k in zip(comps, keep) if k]
-            self._alpha.append(alpha)
-            self._alt.append(table[:, :, keep].reshape(-1, len(comps)))
-            self.expected.append(mean)
-            self._first.append(first)
+            self._alpha.append(watched.alpha)
+            self._alt.append(watched.table)
+            self.expected.append(watched.mean)
+            self._first.append(spec.first_present)
             self._conditions.append(fz.n_conditions[j])
             self.features.append(j)
-            self.components.append(comps)
-            sizes.append(len(comps))
+            self.components.append(watched.components)
+            sizes.append(len(watched.components))
         self._n_codes = [a.shape[1] for a in self._alpha]
         self._alpha_per_cell = [a.sum(axis=1) for a in self._alpha]
         self._data_column = fz.feature_index("data_quality")
@@ -308,16 +330,15 @@ class Monitor:
         batch = _Batch(matrix, decision_ids, positions, times, self.window, self.features)
         events: list[tuple[int, AlertEvent]] = []
 
-        def over(rows: np.ndarray) -> Callable[..., Run]:
-            return lambda *state: self.sr.run_table(*state, self._ratio_table, keys[rows], null[rows], times[rows])
+        def over(row_keys: np.ndarray, row_null: np.ndarray, row_times: np.ndarray) -> Callable[..., Run]:
+            return lambda *state: self.sr.run_table(*state, self._ratio_table, row_keys, row_null, row_times)
 
         for s in np.unique(matrix.segments):
             rows = np.flatnonzero(matrix.segments == s)
-            events.extend(self._run_segment(int(s), rows, over(rows), batch))
+            events.extend(self._run_segment(int(s), rows, over(keys[rows], null[rows], times[rows]), batch))
             self.segment_records[s] += len(rows)
-        if self.all_row is not None:
-            every = np.arange(n)
-            events.extend(self._run_segment(self.all_row, every, over(every), batch))
+        if self.all_row is not None:  # every row of the batch, in order: no copies
+            events.extend(self._run_segment(self.all_row, np.arange(n), over(keys, null, times), batch))
             self.segment_records[self.all_row] += n
         self._advance_window(matrix)
         self.n_production += n

@@ -54,7 +54,7 @@ from scipy.spatial.distance import jensenshannon
 from detector.baseline.model import Baseline
 from detector.config import DetectionConfig
 from detector.features import BEHAVIOUR
-from detector.monitor.monitor import feature_family
+from detector.monitor.monitor import watched_feature
 
 __all__ = ["FeatureDistance", "SampleSizeAdvice", "monitored_features", "promotion_check", "sample_size_advice"]
 
@@ -125,9 +125,9 @@ def monitored_features(baseline: Baseline, config: DetectionConfig) -> list[tupl
     for j, spec in enumerate(baseline.specs):
         if config.features and spec.name not in config.features:
             continue
-        k = len(feature_family(spec, config))
-        if k:
-            out.append((j, k))
+        watched = watched_feature(spec, baseline.counts[j], config)
+        if watched is not None:
+            out.append((j, len(watched.components)))
     return out
 
 
